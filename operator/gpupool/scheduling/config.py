@@ -1,0 +1,44 @@
+"""Pool-level knobs of a scheduling cycle (``GPUPool.spec.auction/preemption/health``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthThresholds:
+    """Telemetry limits past which a GPU is taken out of the pool."""
+
+    max_temperature_c: float = 90.0
+    evict_on_xid: frozenset[int] = frozenset({48, 63, 64, 74, 79})
+    max_uncorrected_ecc_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FairnessAgentConfig:
+    """How the fairness agent bids for workloads without an explicit bid.
+
+    The agent estimates a workload's finish-time fairness
+    rho = (time in system + remaining) / (attained + remaining), with the
+    remaining time unknown and estimated as ``max(attained, prior_duration_s)``
+    (heavy-tailed run times: the longer a job has run, the longer it will run),
+    and bids ``base_bid_per_gpu_hour * rho`` per GPU-hour, capped by credits.
+    """
+
+    base_bid_per_gpu_hour: float = 1.0
+    prior_duration_s: float = 900.0
+    max_bid_per_gpu_hour: float = 1000.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolConfig:
+    reserve_price_per_gpu_hour: float = 0.05
+    """No borrowed GPU is sold below this; a bid under it cannot borrow."""
+    grace_period_s: float = 120.0
+    """Checkpoint window a preempted workload gets before its GPUs are reclaimed."""
+    min_runtime_s: float = 300.0
+    """A borrower is not preempted by a higher bid before running this long (anti-thrash)."""
+    credit_horizon_s: float = 3600.0
+    """A bid is capped so the tenant's balance can pay it for this long."""
+    health: HealthThresholds = field(default_factory=HealthThresholds)
+    fairness: FairnessAgentConfig = field(default_factory=FairnessAgentConfig)
