@@ -1,0 +1,156 @@
+"""InferenceService replica pod and client Service builders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from gpupool.k8s.bodies import ObjectRef
+from gpupool.k8s.inference_pod import (
+    ReplicaSetSpec,
+    client_service,
+    replica_pod,
+    selector_string,
+    serving_port,
+)
+
+SERVICE = ObjectRef(
+    api_version="gpupool.io/v1alpha1",
+    kind="InferenceService",
+    name="resnet",
+    namespace="team-b",
+    uid="uid-9",
+)
+OWNER = {
+    "apiVersion": "gpupool.io/v1alpha1",
+    "kind": "InferenceService",
+    "name": "resnet",
+    "uid": "uid-9",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def template() -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": "resnet"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "server",
+                    "image": "gpupool/server:1",
+                    "ports": [{"containerPort": 9000}],
+                }
+            ]
+        },
+    }
+
+
+def replica_set(**overrides: Any) -> ReplicaSetSpec:
+    base = ReplicaSetSpec(
+        service=SERVICE,
+        pool="a100",
+        gpus_per_replica=1,
+        gpu_fraction=None,
+        gpu_memory_mib=None,
+        model_uri="pvc://models/resnet50.pt",
+        template=template(),
+    )
+    return replace(base, **overrides)
+
+
+def test_whole_gpu_replica_pod() -> None:
+    assert replica_pod(replica_set(), slot=2, node="n3", gpu_indices=(5,)) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "resnet-r2",
+            "namespace": "team-b",
+            "labels": {
+                "app": "resnet",
+                "gpupool.io/pool": "a100",
+                "gpupool.io/inference-service": "resnet",
+                "gpupool.io/role": "inference",
+                "gpupool.io/replica": "2",
+            },
+            "annotations": {
+                "gpupool.io/gpu-indices": "5",
+                "gpupool.io/assigned-node": "n3",
+            },
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "server",
+                    "image": "gpupool/server:1",
+                    "ports": [{"containerPort": 9000}],
+                    "env": [
+                        {"name": "GPUPOOL_SERVICE", "value": "resnet"},
+                        {"name": "GPUPOOL_REPLICA", "value": "2"},
+                        {"name": "GPUPOOL_GPU_INDICES", "value": "5"},
+                        {"name": "GPUPOOL_METRICS_PORT", "value": "9400"},
+                        {"name": "GPUPOOL_MODEL_URI", "value": "pvc://models/resnet50.pt"},
+                    ],
+                    "resources": {"limits": {"nvidia.com/gpu": 1}},
+                }
+            ],
+            "schedulerName": "gpupool",
+            "terminationGracePeriodSeconds": 30,
+        },
+    }
+
+
+def test_fractional_replica_has_no_gpu_limit_and_records_its_share() -> None:
+    shared = replica_set(gpus_per_replica=0, gpu_fraction=0.5, gpu_memory_mib=12000)
+    pod = replica_pod(shared, slot=0, node="n1", gpu_indices=(3,))
+    server = pod["spec"]["containers"][0]
+    assert "resources" not in server
+    assert pod["metadata"]["annotations"] == {
+        "gpupool.io/gpu-indices": "3",
+        "gpupool.io/assigned-node": "n1",
+        "gpupool.io/gpu-fraction": "0.5",
+        "gpupool.io/gpu-memory-mib": "12000",
+    }
+    assert {"name": "GPUPOOL_GPU_MEMORY_MIB", "value": "12000"} in server["env"]
+
+
+def test_client_service_selects_replicas_on_the_serving_port() -> None:
+    assert client_service(replica_set()) == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "resnet",
+            "namespace": "team-b",
+            "labels": {"gpupool.io/pool": "a100", "gpupool.io/inference-service": "resnet"},
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {
+                "gpupool.io/inference-service": "resnet",
+                "gpupool.io/role": "inference",
+            },
+            "ports": [{"name": "http", "port": 9000, "targetPort": 9000, "protocol": "TCP"}],
+        },
+    }
+
+
+def test_selector_string_matches_the_pod_labels() -> None:
+    labels = replica_pod(replica_set(), slot=0, node="n", gpu_indices=(0,))["metadata"]["labels"]
+    pairs = dict(item.split("=") for item in selector_string("resnet").split(","))
+    assert pairs.items() <= labels.items()
+
+
+@pytest.mark.parametrize(
+    ("tpl", "port"),
+    [
+        ({}, 8080),
+        ({"spec": {"containers": [{"name": "s"}]}}, 8080),
+        ({"spec": {"containers": [{"name": "s", "ports": [{"containerPort": 7000}]}]}}, 7000),
+    ],
+)
+def test_serving_port(tpl: dict[str, Any], port: int) -> None:
+    assert serving_port(tpl) == port
