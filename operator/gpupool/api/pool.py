@@ -1,0 +1,248 @@
+"""GPUPool: a set of GPU nodes shared by tenant namespaces (cluster-scoped, `gp`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from gpupool.api.base import ApiModel, cel_rule
+from gpupool.api.common import (
+    API_VERSION,
+    MAX_PRICE_PER_GPU_HOUR,
+    Condition,
+    DnsLabel,
+    LabelSelector,
+    ObjectMeta,
+    section_field,
+)
+from gpupool.api.resource import AGE, PrinterColumn, Resource
+
+MAX_TENANTS = 128
+"""Bounded so the API server's CEL cost estimate for tenant uniqueness stays low."""
+
+MAX_POOL_GPUS = 1_000_000
+
+QUALIFIED_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+class CreditBudget(ApiModel):
+    """A tenant's budget for GPUs borrowed beyond its guarantee."""
+
+    per_hour: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_PRICE_PER_GPU_HOUR,
+        description="Credits added to the tenant's balance every hour.",
+    )
+    max: float = Field(
+        default=0.0,
+        ge=0,
+        le=1e12,
+        description="Ceiling of the tenant's balance; accrual stops there.",
+    )
+
+
+class Tenant(ApiModel):
+    """A namespace allowed to run workloads in the pool, with its share."""
+
+    namespace: DnsLabel = Field(description="The tenant's namespace.")
+    guaranteed_gpus: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_POOL_GPUS,
+        description="GPUs that are always the tenant's: reclaimed from borrowers "
+        "(by preemption) when the tenant needs them.",
+    )
+    max_gpus: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_POOL_GPUS,
+        description="Most GPUs the tenant may hold at once, guarantee plus borrowed; "
+        "unset means no ceiling.",
+    )
+    weight: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Fair-share weight when idle GPUs are divided among tenants.",
+    )
+    credits: CreditBudget = section_field(
+        CreditBudget, "Budget for borrowed capacity, spent at the auction's clearing price."
+    )
+
+    @cel_rule(
+        "!has(self.maxGPUs) || self.guaranteedGPUs <= self.maxGPUs",
+        message="guaranteedGPUs must not exceed maxGPUs",
+        field_path=".guaranteedGPUs",
+    )
+    def guarantee_within_ceiling(self) -> bool:
+        return self.max_gpus is None or self.guaranteed_gpus <= self.max_gpus
+
+
+class AuctionSpec(ApiModel):
+    """The credit auction that prices GPUs borrowed beyond guarantees."""
+
+    interval_seconds: int = Field(
+        default=5, ge=1, le=3600, description="Seconds between auction rounds."
+    )
+    reserve_price_per_gpu_hour: float = Field(
+        default=0.05,
+        ge=0,
+        le=MAX_PRICE_PER_GPU_HOUR,
+        description="Lowest clearing price, in credits per GPU-hour.",
+    )
+
+
+class PreemptionSpec(ApiModel):
+    """How running workloads are evicted to make room."""
+
+    grace_period_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=86400,
+        description="Time a victim gets to checkpoint before its pods are deleted.",
+    )
+    min_runtime_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=604800,
+        description="A workload is not preempted before it has run this long (anti-thrash).",
+    )
+
+
+class HealthSpec(ApiModel):
+    """Telemetry thresholds that take a GPU out of the pool."""
+
+    max_temperature_c: int = Field(
+        default=90,
+        ge=40,
+        le=120,
+        description="A GPU hotter than this (degrees Celsius) is marked unhealthy.",
+    )
+    evict_on_xid: list[Annotated[int, Field(ge=0, le=65535)]] = Field(
+        default=[48, 63, 64, 74, 79],
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="NVIDIA XID error codes that mark a GPU unhealthy and evict its workloads.",
+    )
+
+
+class GPUPoolSpec(ApiModel):
+    """Which nodes form the pool, who may use it, and how it is shared."""
+
+    node_selector: LabelSelector = Field(description="Selects the nodes that belong to the pool.")
+    gpu_resource_name: Annotated[
+        str, StringConstraints(max_length=253, pattern=QUALIFIED_NAME_PATTERN)
+    ] = Field(
+        default="nvidia.com/gpu",
+        description="Extended resource name under which nodes advertise their GPUs.",
+    )
+    tenants: list[Tenant] = Field(
+        default_factory=list,
+        max_length=MAX_TENANTS,
+        description="Namespaces allowed to use the pool, with their guarantees and budgets.",
+    )
+    auction: AuctionSpec = section_field(AuctionSpec, "The auction that prices borrowed GPUs.")
+    preemption: PreemptionSpec = section_field(
+        PreemptionSpec, "How workloads are preempted to make room."
+    )
+    health: HealthSpec = section_field(
+        HealthSpec, "Telemetry thresholds that take a GPU out of the pool."
+    )
+
+    @cel_rule(
+        "!has(self.tenants) || "
+        "self.tenants.all(t, self.tenants.exists_one(u, u.namespace == t.namespace))",
+        message="tenant namespaces must be unique",
+        field_path=".tenants",
+    )
+    def tenant_namespaces_unique(self) -> bool:
+        namespaces = [tenant.namespace for tenant in self.tenants]
+        return len(namespaces) == len(set(namespaces))
+
+
+class PoolGPUs(ApiModel):
+    """GPU counts of the pool."""
+
+    total: int | None = Field(default=None, ge=0, description="GPUs on the pool's nodes.")
+    healthy: int | None = Field(default=None, ge=0, description="GPUs passing health checks.")
+    allocated: int | None = Field(default=None, ge=0, description="GPUs held by workloads.")
+    idle: int | None = Field(default=None, ge=0, description="Healthy GPUs held by nobody.")
+
+
+class TenantStatus(ApiModel):
+    """What one tenant holds and owes."""
+
+    namespace: str = Field(max_length=63, description="The tenant's namespace.")
+    allocated_gpus: int | None = Field(
+        default=None, ge=0, description="GPUs the tenant's workloads hold."
+    )
+    borrowed_gpus: int | None = Field(
+        default=None, ge=0, description="GPUs held beyond the tenant's guarantee."
+    )
+    credits: float | None = Field(default=None, description="The tenant's credit balance.")
+    pending: int | None = Field(
+        default=None, ge=0, description="Workloads of the tenant waiting for GPUs."
+    )
+
+
+class GPUPoolStatus(ApiModel):
+    """Observed state of the pool, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this status reflects."
+    )
+    nodes: int | None = Field(default=None, ge=0, description="Nodes in the pool.")
+    gpus: PoolGPUs | None = Field(default=None, description="GPU counts of the pool.")
+    clearing_price_per_gpu_hour: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of the last auction round, in credits per GPU-hour.",
+    )
+    tenants: list[TenantStatus] | None = Field(
+        default=None, description="Per-tenant allocation and credit balance."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Ready, Degraded.",
+    )
+
+
+class GPUPool(ApiModel):
+    """A GPUPool object as stored by the API server."""
+
+    api_version: Literal["gpupool.io/v1alpha1"] = API_VERSION
+    kind: Literal["GPUPool"] = "GPUPool"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: GPUPoolSpec
+    status: GPUPoolStatus | None = None
+
+
+GPUPOOLS = Resource(
+    kind="GPUPool",
+    plural="gpupools",
+    short_names=("gp",),
+    namespaced=False,
+    description="A pool of GPU nodes shared by tenant namespaces, scheduled by priority "
+    "tiers, guaranteed quotas and a credit auction.",
+    spec_model=GPUPoolSpec,
+    status_model=GPUPoolStatus,
+    printer_columns=(
+        PrinterColumn("NODES", ".status.nodes", "integer", "Nodes in the pool."),
+        PrinterColumn("GPUS", ".status.gpus.total", "integer", "GPUs on the pool's nodes."),
+        PrinterColumn("ALLOCATED", ".status.gpus.allocated", "integer", "GPUs in use."),
+        PrinterColumn("HEALTHY", ".status.gpus.healthy", "integer", "Healthy GPUs."),
+        PrinterColumn(
+            "PRICE",
+            ".status.clearingPricePerGPUHour",
+            "number",
+            "Clearing price of the last auction, credits per GPU-hour.",
+        ),
+        AGE,
+    ),
+)
