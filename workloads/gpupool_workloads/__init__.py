@@ -1,0 +1,1 @@
+"""What runs inside gpupool's pods: the DDP trainer, its launcher, the inference server."""

@@ -1,0 +1,1 @@
+"""The DDP trainer that gpupool worker pods run (see ``workloads/README.md``)."""

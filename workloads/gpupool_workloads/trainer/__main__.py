@@ -1,0 +1,3 @@
+from gpupool_workloads.trainer.main import main
+
+main()
