@@ -18,6 +18,35 @@ from gpupool.k8s.bodies import Manifest, ObjectRef
 
 DEFAULT_SERVING_PORT = 8080
 DEFAULT_METRICS_PORT = 9400
+MODEL_VOLUME = "gpupool-model"
+MODEL_MOUNT_ROOT = "/models"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelLocation:
+    """Where a server finds ``spec.model.uri`` inside its container."""
+
+    uri: str
+    path: str | None
+    """``GPUPOOL_MODEL_PATH``; ``None`` when the server must fetch the URI itself."""
+    claim: str | None
+    """PersistentVolumeClaim to mount read-only under ``/models/<claim>``."""
+
+
+def model_location(uri: str | None) -> ModelLocation | None:
+    """``pvc://<claim>/<path>`` -> the claim mounted at ``/models/<claim>``;
+    ``file:///<path>`` -> that path; any other scheme -> the URI only."""
+    if uri is None:
+        return None
+    scheme, _, rest = uri.partition("://")
+    if scheme == "pvc" and rest:
+        claim, _, inner = rest.partition("/")
+        return ModelLocation(
+            uri=uri, path=f"{MODEL_MOUNT_ROOT}/{claim}/{inner}".rstrip("/"), claim=claim
+        )
+    if scheme == "file" and rest.startswith("/"):
+        return ModelLocation(uri=uri, path=rest, claim=None)
+    return ModelLocation(uri=uri, path=None, claim=None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,14 +112,21 @@ def replica_pod(
     server = containers[0]
     indices = ",".join(str(index) for index in gpu_indices)
 
+    port = serving_port(replica_set.template)
     env = {
-        "GPUPOOL_SERVICE": replica_set.service.name,
+        "GPUPOOL_SERVICE": f"{replica_set.service.namespace}/{replica_set.service.name}",
         "GPUPOOL_REPLICA": str(slot),
         "GPUPOOL_GPU_INDICES": indices,
         "GPUPOOL_METRICS_PORT": str(replica_set.metrics_port),
+        "GPUPOOL_SERVING_PORT": str(port),
     }
-    if replica_set.model_uri is not None:
-        env["GPUPOOL_MODEL_URI"] = replica_set.model_uri
+    model = model_location(replica_set.model_uri)
+    if model is not None:
+        env["GPUPOOL_MODEL_URI"] = model.uri
+        if model.path is not None:
+            env["GPUPOOL_MODEL_PATH"] = model.path
+        if model.claim is not None:
+            _mount_model_claim(spec, server, model.claim)
     if replica_set.gpu_memory_mib is not None:
         env["GPUPOOL_GPU_MEMORY_MIB"] = str(replica_set.gpu_memory_mib)
     ours = [{"name": key, "value": value} for key, value in env.items()]
@@ -130,6 +166,22 @@ def replica_pod(
         },
         "spec": spec,
     }
+
+
+def _mount_model_claim(spec: Manifest, server: Manifest, claim: str) -> None:
+    mounts: list[Manifest] = server.setdefault("volumeMounts", [])
+    if not any(mount.get("name") == MODEL_VOLUME for mount in mounts):
+        mounts.append(
+            {"name": MODEL_VOLUME, "mountPath": f"{MODEL_MOUNT_ROOT}/{claim}", "readOnly": True}
+        )
+    volumes: list[Manifest] = spec.setdefault("volumes", [])
+    if not any(volume.get("name") == MODEL_VOLUME for volume in volumes):
+        volumes.append(
+            {
+                "name": MODEL_VOLUME,
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+            }
+        )
 
 
 def client_service(replica_set: ReplicaSetSpec) -> Manifest:

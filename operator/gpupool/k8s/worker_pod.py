@@ -94,7 +94,7 @@ def torchrun_env(gang: WorkerGang, *, replica: int, gpu_indices: Sequence[int]) 
         "NODE_RANK": str(replica),
         "NPROC_PER_NODE": str(gang.torch.nproc_per_node),
         "GPUPOOL_TORCH_BACKEND": gang.torch.backend,
-        "GPUPOOL_JOB": gang.job.name,
+        "GPUPOOL_JOB": f"{gang.job.namespace}/{gang.job.name}",
         "GPUPOOL_RESTART_COUNT": str(gang.attempt),
         "GPUPOOL_METRICS_PORT": str(gang.metrics_port),
         "GPUPOOL_GPU_INDICES": ",".join(str(index) for index in gpu_indices),

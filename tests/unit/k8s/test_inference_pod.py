@@ -9,8 +9,10 @@ import pytest
 
 from gpupool.k8s.bodies import ObjectRef
 from gpupool.k8s.inference_pod import (
+    ModelLocation,
     ReplicaSetSpec,
     client_service,
+    model_location,
     replica_pod,
     selector_string,
     serving_port,
@@ -88,13 +90,24 @@ def test_whole_gpu_replica_pod() -> None:
                     "image": "gpupool/server:1",
                     "ports": [{"containerPort": 9000}],
                     "env": [
-                        {"name": "GPUPOOL_SERVICE", "value": "resnet"},
+                        {"name": "GPUPOOL_SERVICE", "value": "team-b/resnet"},
                         {"name": "GPUPOOL_REPLICA", "value": "2"},
                         {"name": "GPUPOOL_GPU_INDICES", "value": "5"},
                         {"name": "GPUPOOL_METRICS_PORT", "value": "9400"},
+                        {"name": "GPUPOOL_SERVING_PORT", "value": "9000"},
                         {"name": "GPUPOOL_MODEL_URI", "value": "pvc://models/resnet50.pt"},
+                        {"name": "GPUPOOL_MODEL_PATH", "value": "/models/models/resnet50.pt"},
                     ],
                     "resources": {"limits": {"nvidia.com/gpu": 1}},
+                    "volumeMounts": [
+                        {"name": "gpupool-model", "mountPath": "/models/models", "readOnly": True}
+                    ],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "gpupool-model",
+                    "persistentVolumeClaim": {"claimName": "models", "readOnly": True},
                 }
             ],
             "schedulerName": "gpupool",
@@ -154,3 +167,19 @@ def test_selector_string_matches_the_pod_labels() -> None:
 )
 def test_serving_port(tpl: dict[str, Any], port: int) -> None:
     assert serving_port(tpl) == port
+
+
+@pytest.mark.parametrize(
+    ("uri", "location"),
+    [
+        (None, None),
+        ("pvc://m/a/b.pt", ModelLocation(uri="pvc://m/a/b.pt", path="/models/m/a/b.pt", claim="m")),
+        (
+            "file:///data/m.pt",
+            ModelLocation(uri="file:///data/m.pt", path="/data/m.pt", claim=None),
+        ),
+        ("s3://bucket/m.pt", ModelLocation(uri="s3://bucket/m.pt", path=None, claim=None)),
+    ],
+)
+def test_model_location(uri: str | None, location: ModelLocation | None) -> None:
+    assert model_location(uri) == location

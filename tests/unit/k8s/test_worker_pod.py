@@ -107,7 +107,7 @@ def test_worker_pod_is_built_from_the_template_with_the_torchrun_contract() -> N
                         {"name": "NODE_RANK", "value": "1"},
                         {"name": "NPROC_PER_NODE", "value": "8"},
                         {"name": "GPUPOOL_TORCH_BACKEND", "value": "nccl"},
-                        {"name": "GPUPOOL_JOB", "value": "bert"},
+                        {"name": "GPUPOOL_JOB", "value": "team-a/bert"},
                         {"name": "GPUPOOL_RESTART_COUNT", "value": "1"},
                         {"name": "GPUPOOL_METRICS_PORT", "value": "9400"},
                         {"name": "GPUPOOL_GPU_INDICES", "value": "0,1,2,3,4,5,6,7"},
