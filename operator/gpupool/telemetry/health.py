@@ -52,9 +52,7 @@ def describe_xid(xid: int) -> str:
     return f"XID {xid} ({meaning})" if meaning else f"XID {xid}"
 
 
-def gpu_health(
-    gpu: GPUTelemetry, thresholds: HealthThresholds = DEFAULT_THRESHOLDS
-) -> GPUHealth:
+def gpu_health(gpu: GPUTelemetry, thresholds: HealthThresholds = DEFAULT_THRESHOLDS) -> GPUHealth:
     """Whether a GPU may hold work, checked in this order (first failure wins):
 
     1. lost (NVML says the GPU fell off the bus or it vanished);

@@ -341,8 +341,9 @@ def _open_device(nvml: Any, index: int) -> _Device:
         model = _text(nvml.nvmlDeviceGetName(handle))
     except nvml.NVMLError as error:
         log.warning("GPU %d cannot be opened: %s", index, error)
-        return _Device(index=index, handle=None, uuid=GpuUuid(f"unknown-{index}"),
-                       model="unknown", lost=True)
+        return _Device(
+            index=index, handle=None, uuid=GpuUuid(f"unknown-{index}"), model="unknown", lost=True
+        )
     return _Device(index=index, handle=handle, uuid=uuid, model=model)
 
 

@@ -201,9 +201,7 @@ class FakeNvml:
     def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: Any) -> int:
         return self._gpu(handle, "nvmlDeviceGetCurrentClocksThrottleReasons").throttle
 
-    def nvmlDeviceGetTotalEccErrors(
-        self, handle: Any, error_type: int, counter_type: int
-    ) -> int:
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter_type: int) -> int:
         assert counter_type == 0
         gpu = self._gpu(handle, "nvmlDeviceGetTotalEccErrors")
         return gpu.ecc_uncorrected if error_type == 1 else gpu.ecc_corrected
@@ -234,9 +232,7 @@ class FakeNvml:
     def nvmlDeviceGetSupportedEventTypes(self, handle: Any) -> int:
         return self._gpu(handle, "nvmlDeviceGetSupportedEventTypes").supported_events
 
-    def nvmlDeviceRegisterEvents(
-        self, handle: Any, event_types: int, event_set: str
-    ) -> None:
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: str) -> None:
         assert event_set == "event-set"
         self._gpu(handle, "nvmlDeviceRegisterEvents")
         self.registered[handle.index] = event_types

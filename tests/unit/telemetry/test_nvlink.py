@@ -6,9 +6,7 @@ from gpupool.telemetry.nvlink import normalize_pci_bus_id, nvlink_topology
 
 
 def test_switch_attached_gpus_form_one_domain_and_others_stay_alone() -> None:
-    topology = nvlink_topology(
-        gpu_indices={0, 1, 2, 3}, direct_links={}, switch_attached={0, 1, 2}
-    )
+    topology = nvlink_topology(gpu_indices={0, 1, 2, 3}, direct_links={}, switch_attached={0, 1, 2})
     assert topology.peers == {0: (1, 2), 1: (0, 2), 2: (0, 1), 3: ()}
     assert topology.domains == {0: 0, 1: 0, 2: 0, 3: None}
 

@@ -218,9 +218,7 @@ def test_no_event_support_still_reads_and_polls_ecc() -> None:
 
 
 def test_nvlink_pairs_make_separate_domains() -> None:
-    gpus = [
-        FakeGpu(uuid=f"GPU-{i}", bus_id=f"00000000:{0x20 + i:02X}:00.0") for i in range(4)
-    ]
+    gpus = [FakeGpu(uuid=f"GPU-{i}", bus_id=f"00000000:{0x20 + i:02X}:00.0") for i in range(4)]
     # 0<->1 and 2<->3, remote ends reported with a 4-digit PCI domain
     gpus[0].links = {0: "0000:21:00.0"}
     gpus[1].links = {0: "0000:20:00.0"}
