@@ -1,0 +1,245 @@
+"""Free-capacity index of one cycle: per-GPU state and nodes bucketed by free GPUs.
+
+Built from a snapshot at the start of :func:`~gpupool.scheduling.cycle.run_cycle`
+and mutated only inside that call (it is the cycle's scratch pad; the
+function stays pure). Nodes are kept in ``free_buckets[k]`` (insertion-ordered
+dicts used as ordered sets) by their count ``k`` of free whole GPUs, so a
+best-fit search for a replica of ``g`` GPUs walks buckets ``g..max`` and
+usually stops at the first node, instead of scanning every node.
+
+GPU slot states: FREE (bindable now), RELEASING (held by a workload in its
+grace period; claimable by a waiting workload), USED, CLAIMED (reserved this
+cycle by a workload that waits for releasing GPUs), SHARED (fractional
+inference replicas), UNUSABLE (unhealthy, or on a cordoned node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gpupool.scheduling.config import HealthThresholds
+from gpupool.scheduling.health import is_usable
+from gpupool.scheduling.model import Node, NodeName, Workload
+
+FREE = 0
+RELEASING = 1
+USED = 2
+CLAIMED = 3
+UNUSABLE = 4
+SHARED = 5
+
+
+class NodeState:
+    """Mutable per-cycle view of one node (slots are positions in ``Node.gpus``)."""
+
+    __slots__ = (
+        "bad",
+        "device",
+        "domain",
+        "domain_size",
+        "free",
+        "free_d",
+        "holders",
+        "idx",
+        "max_domain_size",
+        "mem_left",
+        "mem_reserved",
+        "name",
+        "node",
+        "rel",
+        "rel_d",
+        "schedulable",
+        "share_used",
+        "slot_of",
+        "status",
+    )
+
+    def __init__(self, idx: int, node: Node, thresholds: HealthThresholds) -> None:
+        self.idx = idx
+        self.node = node
+        self.name: NodeName = node.name
+        self.schedulable = node.schedulable
+        gpus = node.gpus
+        count = len(gpus)
+        self.device = [gpu.index for gpu in gpus]
+        self.slot_of = {gpu.index: slot for slot, gpu in enumerate(gpus)}
+        domain_ids = sorted({gpu.nvlink_domain for gpu in gpus})
+        if len(domain_ids) <= 1:
+            self.domain = [0] * count
+            self.domain_size = [count]
+        else:
+            position = {domain_id: d for d, domain_id in enumerate(domain_ids)}
+            self.domain = [position[gpu.nvlink_domain] for gpu in gpus]
+            self.domain_size = [0] * len(domain_ids)
+            for d in self.domain:
+                self.domain_size[d] += 1
+        self.max_domain_size = max(self.domain_size) if count else 0
+        self.bad = [not is_usable(gpu, thresholds) for gpu in gpus]
+        self.status = [UNUSABLE if bad else FREE for bad in self.bad]
+        self.holders = [0] * count
+        self.share_used = [0.0] * count
+        self.mem_left = [min(gpu.memory_free_mib, gpu.memory_total_mib) for gpu in gpus]
+        """Memory a new share may use: measured free, and never past the shares' requests."""
+        self.mem_reserved = [0] * count
+        self.free_d = [0] * len(self.domain_size)
+        self.rel_d = [0] * len(self.domain_size)
+        self.free = 0
+        self.rel = 0
+
+    def recount(self) -> None:
+        free_d = [0] * len(self.domain_size)
+        rel_d = [0] * len(self.domain_size)
+        domain = self.domain
+        for slot, state in enumerate(self.status):
+            if state == FREE:
+                free_d[domain[slot]] += 1
+            elif state == RELEASING:
+                rel_d[domain[slot]] += 1
+        self.free_d = free_d
+        self.rel_d = rel_d
+        self.free = sum(free_d)
+        self.rel = sum(rel_d)
+
+    def replica_capacity(self, gpus_per_replica: int, *, with_releasing: bool) -> int:
+        """How many replicas of ``gpus_per_replica`` GPUs fit here (one NVLink domain each)."""
+        g = gpus_per_replica
+        if g > self.max_domain_size:
+            total = self.free + self.rel if with_releasing else self.free
+            return total // g
+        if len(self.free_d) == 1:
+            total = self.free + self.rel if with_releasing else self.free
+            return total // g
+        if with_releasing:
+            return sum((f + r) // g for f, r in zip(self.free_d, self.rel_d, strict=True))
+        return sum(f // g for f in self.free_d)
+
+
+class ClusterState:
+    """All nodes of the pool plus the aggregate counters the cycle reads."""
+
+    def __init__(self, nodes: Iterable[Node], thresholds: HealthThresholds) -> None:
+        ordered = sorted(nodes, key=lambda node: node.name)
+        self.nodes = [NodeState(i, node, thresholds) for i, node in enumerate(ordered)]
+        self.by_name = {ns.name: ns for ns in self.nodes}
+        self.max_gpus_per_node = max((len(ns.status) for ns in self.nodes), default=0)
+        self.free_buckets: list[dict[NodeState, None]] = [
+            {} for _ in range(self.max_gpus_per_node + 1)
+        ]
+        self.rel_nodes: dict[NodeState, None] = {}
+        self.shared: dict[tuple[NodeState, int], None] = {}
+        self.free_total = 0
+        self.rel_total = 0
+        self.usable_total = 0
+        self.max_usable_per_node = 0
+
+    # -- building -----------------------------------------------------------------------
+
+    def slots_of(self, workload: Workload) -> list[tuple[NodeState, int]] | None:
+        """Slots a running workload holds, or ``None`` if any is on a lost node or GPU."""
+        allocation = workload.allocation
+        if allocation is None:
+            return []
+        slots: list[tuple[NodeState, int]] = []
+        by_name = self.by_name
+        for replica in allocation.replicas:
+            ns = by_name.get(replica.node)
+            if ns is None:
+                return None
+            slot_of = ns.slot_of
+            for device in replica.gpu_indices:
+                slot = slot_of.get(device)
+                if slot is None:
+                    return None
+                slots.append((ns, slot))
+        return slots
+
+    def occupy(self, workload: Workload, slots: list[tuple[NodeState, int]], state: int) -> None:
+        """Mark a running workload's slots USED / RELEASING (before :meth:`finish_build`)."""
+        share = workload.gpu_share
+        if share is None:
+            for ns, slot in slots:
+                ns.holders[slot] += 1
+                current = ns.status[slot]
+                if current == FREE or (current == RELEASING and state == USED):
+                    ns.status[slot] = state
+                elif current == SHARED:
+                    ns.status[slot] = USED
+            return
+        for ns, slot in slots:
+            ns.holders[slot] += 1
+            ns.share_used[slot] += share.fraction
+            ns.mem_reserved[slot] += share.memory_mib
+            if ns.status[slot] in (FREE, RELEASING):
+                ns.status[slot] = SHARED
+
+    def finish_build(self) -> None:
+        """Compute counters and buckets once every allocation is marked."""
+        for ns in self.nodes:
+            usable = 0
+            for slot, state in enumerate(ns.status):
+                if state != UNUSABLE:
+                    usable += 1
+                if state == SHARED:
+                    total = ns.node.gpus[slot].memory_total_mib
+                    ns.mem_left[slot] = min(ns.mem_left[slot], total - ns.mem_reserved[slot])
+                    if ns.schedulable and ns.share_used[slot] < 1.0 and ns.mem_left[slot] > 0:
+                        self.shared[(ns, slot)] = None
+            if not ns.schedulable:
+                # Cordoned: running work stays, nothing new lands, releases help nobody.
+                for slot, state in enumerate(ns.status):
+                    if state in (FREE, RELEASING):
+                        ns.status[slot] = UNUSABLE
+                usable = 0
+            ns.recount()
+            self.usable_total += usable
+            self.max_usable_per_node = max(self.max_usable_per_node, usable)
+            self.free_buckets[ns.free][ns] = None
+            self.free_total += ns.free
+            if ns.rel:
+                self.rel_nodes[ns] = None
+                self.rel_total += ns.rel
+
+    # -- mutation during the cycle ------------------------------------------------------
+
+    def set_slots(self, ns: NodeState, slots: Iterable[int], new_state: int) -> None:
+        """Move whole-GPU slots of one node to ``new_state``, keeping counters exact."""
+        old_free = ns.free
+        old_rel = ns.rel
+        status = ns.status
+        free_d = ns.free_d
+        rel_d = ns.rel_d
+        domain = ns.domain
+        for slot in slots:
+            old = status[slot]
+            if old == FREE:
+                free_d[domain[slot]] -= 1
+            elif old == RELEASING:
+                rel_d[domain[slot]] -= 1
+            status[slot] = new_state
+            if new_state == FREE:
+                free_d[domain[slot]] += 1
+            elif new_state == RELEASING:
+                rel_d[domain[slot]] += 1
+        ns.free = sum(free_d)
+        ns.rel = sum(rel_d)
+        if ns.free != old_free:
+            del self.free_buckets[old_free][ns]
+            self.free_buckets[ns.free][ns] = None
+            self.free_total += ns.free - old_free
+        if ns.rel != old_rel:
+            self.rel_total += ns.rel - old_rel
+            if ns.rel:
+                self.rel_nodes[ns] = None
+            else:
+                self.rel_nodes.pop(ns, None)
+
+    def add_share(self, ns: NodeState, slot: int, fraction: float, memory_mib: int) -> None:
+        if ns.status[slot] == FREE:
+            self.set_slots(ns, (slot,), SHARED)
+        ns.share_used[slot] += fraction
+        ns.mem_left[slot] -= memory_mib
+        ns.holders[slot] += 1
+        if ns.share_used[slot] < 1.0 and ns.mem_left[slot] > 0:
+            self.shared[(ns, slot)] = None
+        else:
+            self.shared.pop((ns, slot), None)

@@ -1,0 +1,51 @@
+"""The fairness agent: a default bid for every workload without an explicit one.
+
+Themis (NSDI'20) allocates contested GPUs to the jobs whose finish-time
+fairness rho = T_shared / T_independent is worst. The agent estimates rho
+without knowing run times:
+
+    attained  A = seconds run so far (all allocations)
+    waited    W = seconds in the system not running
+    remaining R = max(A, prior_duration_s)   (or the user's hint, when given)
+    rho       = (W + A + R) / (A + R)
+
+A job that has waited long for its size gets a high rho; a short job waiting
+grows fastest (small A + R), which favours short jobs the way least-attained-
+service does, while a long job's rho still grows without bound as it waits,
+so nobody starves. The bid is ``base_bid_per_gpu_hour * rho`` per GPU-hour.
+"""
+
+from __future__ import annotations
+
+from gpupool.scheduling.config import FairnessAgentConfig
+from gpupool.scheduling.model import Workload
+
+
+def attained_service_s(workload: Workload, now: float) -> float:
+    """Seconds the workload has run, counting its current allocation up to ``now``."""
+    allocation = workload.allocation
+    attained = workload.attained_service_s
+    if allocation is not None:
+        attained += max(0.0, now - allocation.started_at)
+    return attained
+
+
+def estimated_rho(workload: Workload, now: float, config: FairnessAgentConfig) -> float:
+    """Estimated finish-time fairness if the workload ran uninterrupted from now on."""
+    attained = attained_service_s(workload, now)
+    waited = max(0.0, now - workload.submitted_at - attained)
+    hint = workload.expected_duration_s
+    if hint is not None and hint > 0:
+        remaining = max(hint - attained, 0.1 * hint)
+    else:
+        remaining = max(attained, config.prior_duration_s)
+    denominator = attained + remaining
+    if denominator <= 0:
+        return 1.0
+    return (waited + denominator) / denominator
+
+
+def fairness_bid(workload: Workload, now: float, config: FairnessAgentConfig) -> float:
+    """The agent's bid per GPU-hour (before the tenant's credit cap)."""
+    rho = estimated_rho(workload, now, config)
+    return min(config.base_bid_per_gpu_hour * rho, config.max_bid_per_gpu_hour)

@@ -1,0 +1,54 @@
+"""Which GPUs a tenant uses inside its guarantee, and which it borrows.
+
+A tenant's running workloads are counted against ``guaranteed_gpus`` first-fit in
+this order (total; last tie broken by UID):
+
+1. higher tier first;
+2. earlier start first (the oldest work is the most protected);
+3. UID.
+
+Workloads that fit are *inside the guarantee* (never preempted by borrowers,
+pay nothing); the rest are *borrowers* (pay the clearing price, may be outbid
+or reclaimed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
+
+
+def split_running(
+    running: Iterable[Workload], tenants: Mapping[TenantName, Tenant]
+) -> tuple[set[WorkloadUid], dict[TenantName, float], dict[TenantName, float]]:
+    """``(uids inside their guarantee, guaranteed GPUs used, all GPUs used)`` per tenant."""
+    by_tenant: dict[TenantName, list[Workload]] = {}
+    used: dict[TenantName, float] = {}
+    for workload in running:
+        by_tenant.setdefault(workload.tenant, []).append(workload)
+        used[workload.tenant] = used.get(workload.tenant, 0.0) + workload.allocated_gpus()
+    inside: set[WorkloadUid] = set()
+    guaranteed_used: dict[TenantName, float] = {}
+    for name, workloads in by_tenant.items():
+        tenant = tenants.get(name)
+        guarantee = float(tenant.guaranteed_gpus) if tenant is not None else 0.0
+        if used[name] <= guarantee:
+            inside.update(w.uid for w in workloads)
+            guaranteed_used[name] = used[name]
+            continue
+        workloads.sort(key=_guarantee_order)
+        total = 0.0
+        for workload in workloads:
+            gpus = workload.allocated_gpus()
+            if total + gpus <= guarantee:
+                total += gpus
+                inside.add(workload.uid)
+        guaranteed_used[name] = total
+    return inside, guaranteed_used, used
+
+
+def _guarantee_order(workload: Workload) -> tuple[int, float, str]:
+    allocation = workload.allocation
+    started = allocation.started_at if allocation is not None else 0.0
+    return (-int(workload.tier), started, workload.uid)
