@@ -20,7 +20,9 @@ ENV_NODE_RANK: Final = "NODE_RANK"
 ENV_NPROC_PER_NODE: Final = "NPROC_PER_NODE"
 """Worker processes per pod: an integer, or ``auto`` (one per visible GPU, else 1)."""
 ENV_JOB: Final = "GPUPOOL_JOB"
-"""``<namespace>/<name>`` of the TrainingJob (used in logs)."""
+"""Name of the TrainingJob (logs and the metrics info)."""
+ENV_TORCH_BACKEND: Final = "GPUPOOL_TORCH_BACKEND"
+"""``spec.torch.backend``: ``nccl``, ``gloo`` or ``auto`` (NCCL when a GPU is visible)."""
 ENV_CHECKPOINT_DIR: Final = "GPUPOOL_CHECKPOINT_DIR"
 ENV_CHECKPOINT_EVERY_SECONDS: Final = "GPUPOOL_CHECKPOINT_EVERY_SECONDS"
 ENV_RESTART_COUNT: Final = "GPUPOOL_RESTART_COUNT"
@@ -37,13 +39,20 @@ ENV_LOCAL_WORLD_SIZE: Final = "LOCAL_WORLD_SIZE"
 ENV_GROUP_RANK: Final = "GROUP_RANK"
 ENV_GROUP_WORLD_SIZE: Final = "GROUP_WORLD_SIZE"
 
-# --- inference server pods ---
-ENV_MODEL_PATH: Final = "GPUPOOL_MODEL_PATH"
-"""A trainer checkpoint file, a checkpoint directory (latest is used) or a TorchScript file."""
+# --- inference server pods (GPUPOOL_GPU_INDICES and GPUPOOL_METRICS_PORT as above) ---
+ENV_MODEL_URI: Final = "GPUPOOL_MODEL_URI"
+"""``spec.model.uri``: a path or ``file://`` URI of a trainer checkpoint file, a checkpoint
+directory (newest is used) or a TorchScript file; ``pvc://CLAIM/PATH`` is read at
+``$GPUPOOL_MODEL_MOUNT_ROOT/CLAIM/PATH``."""
+ENV_MODEL_MOUNT_ROOT: Final = "GPUPOOL_MODEL_MOUNT_ROOT"
 ENV_SERVING_PORT: Final = "GPUPOOL_SERVING_PORT"
+"""HTTP port of the server; the operator may leave it unset (the default is used)."""
+ENV_SERVICE: Final = "GPUPOOL_SERVICE"
+ENV_REPLICA: Final = "GPUPOOL_REPLICA"
 
 DEFAULT_MASTER_PORT: Final = 29500
 DEFAULT_SERVING_PORT: Final = 8080
+DEFAULT_MODEL_MOUNT_ROOT: Final = "/mnt/models"
 DEFAULT_CHECKPOINT_EVERY_SECONDS: Final = 600.0
 
 # --- exit codes of the launcher, the trainer and the server ---

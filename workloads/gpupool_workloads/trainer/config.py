@@ -70,7 +70,11 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     opt.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     opt.add_argument("--lr", type=float, default=1e-3)
     opt.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto")
-    opt.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto")
+    opt.add_argument(
+        "--backend",
+        choices=["auto", "gloo", "nccl"],
+        default=env_str(environ, contract.ENV_TORCH_BACKEND, "auto"),
+    )
     opt.add_argument("--seed", type=int, default=0)
     ckpt = parser.add_argument_group("checkpoints (defaults from the operator's environment)")
     ckpt.add_argument(
@@ -124,6 +128,8 @@ def _model_kwargs(raw: str) -> dict[str, Any]:
 def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> TrainerConfig:
     """The trainer's configuration from ``environ`` (the pod) and ``argv`` (overrides)."""
     args = _parser(environ).parse_args(list(argv))
+    if args.backend not in ("auto", "gloo", "nccl"):
+        raise ConfigError(f"backend {args.backend!r} is not one of auto, gloo, nccl")
     positive = {
         "--batch-size": args.batch_size,
         "--epochs": args.epochs,

@@ -53,6 +53,8 @@ class RunReport:
     step: int
     epoch: int
     samples_total: int
+    first_loss: float | None
+    """Rank-mean loss at this process's first logging step."""
     last_loss: float | None
     samples_per_second: float | None
     """Global samples/s from the warm-up's end to the last step, checkpoints included."""
@@ -69,6 +71,7 @@ class RunReport:
             "step": self.step,
             "epoch": self.epoch,
             "samples_total": self.samples_total,
+            "first_loss": self.first_loss,
             "last_loss": self.last_loss,
             "samples_per_second": self.samples_per_second,
             "checkpoint_seconds": self.checkpoint_seconds,
@@ -151,6 +154,7 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.trained = DistributedDataParallel(self.model, device_ids=device_ids)
         self.checkpoint_seconds: list[float] = []
+        self.first_loss: float | None = None
         self.last_checkpoint: str | None = self.resumed_from
         self.last_saved_step = self.progress.step if self.resumed_from else -1
 
@@ -265,8 +269,8 @@ class Trainer:
         )
         self.optimizer.zero_grad(set_to_none=True)
         with autocast:
-            loss = self.loss_fn(self.trained(inputs), targets)
-        self.scaler.scale(loss).backward()
+            loss: torch.Tensor = self.loss_fn(self.trained(inputs), targets)
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
@@ -329,6 +333,7 @@ class Trainer:
                 warm_at, warm_step = self.clock(), self.progress.step
             if self.progress.step % self.config.log_every_steps == 0:
                 last_loss = self.collectives.mean(float(loss.item()))
+                self.first_loss = last_loss if self.first_loss is None else self.first_loss
                 now = self.clock()
                 rate = window_steps * global_batch / max(now - window_start, 1e-9)
                 window_start, window_steps = now, 0
@@ -370,6 +375,7 @@ class Trainer:
             step=self.progress.step,
             epoch=self.progress.epoch,
             samples_total=self.progress.samples_total,
+            first_loss=self.first_loss,
             last_loss=last_loss,
             samples_per_second=samples_per_second,
             checkpoint_seconds=self.checkpoint_seconds,

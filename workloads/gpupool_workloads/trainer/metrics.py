@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+log = logging.getLogger("gpupool.trainer")
 
 CHECKPOINT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
@@ -65,5 +68,11 @@ class TrainerMetrics:
             info=Info("gpupool_trainer", "Static facts about this worker.", registry=registry),
         )
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int) -> bool:
+        """Serve ``/metrics`` on ``port``; a busy port is logged, never fatal to training."""
+        try:
+            start_http_server(port, registry=self.registry)
+        except OSError as error:
+            log.warning("metrics endpoint on port %d not started: %s", port, error)
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""The HTTP inference server of gpupool InferenceService pods (see ``workloads/README.md``)."""

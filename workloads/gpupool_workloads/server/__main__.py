@@ -1,0 +1,3 @@
+from gpupool_workloads.server.main import main
+
+main()
