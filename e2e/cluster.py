@@ -152,7 +152,9 @@ def write_kubeconfig(user: str) -> Path:
                 },
             }
         ],
-        "contexts": [{"name": "gpupool-local", "context": {"cluster": "gpupool-local", "user": user}}],
+        "contexts": [
+            {"name": "gpupool-local", "context": {"cluster": "gpupool-local", "user": user}}
+        ],
         "current-context": "gpupool-local",
     }
     path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
@@ -391,7 +393,12 @@ def ensure_nodes(*, count: int, gpus: int, pool: str, gpu_model: str) -> None:
         node_manifest(i, gpus=gpus, pool=pool, gpu_model=gpu_model, nodes_per_rack=4)
         for i in range(count)
     ]
-    kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+    )
     kubectl("wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=120s")
 
 
@@ -430,9 +437,12 @@ def cmd_up(args: argparse.Namespace) -> None:
     if not args.no_scheduler:
         start_scheduler()
     start_kwok()
-    ensure_nodes(count=args.nodes, gpus=args.gpus_per_node, pool=args.pool, gpu_model=args.gpu_model)
+    ensure_nodes(
+        count=args.nodes, gpus=args.gpus_per_node, pool=args.pool, gpu_model=args.gpu_model
+    )
     ensure_default_service_account()
-    log(f"ready in {time.monotonic() - started:.1f}s: {args.nodes} nodes x {args.gpus_per_node} GPUs")
+    elapsed = time.monotonic() - started
+    log(f"ready in {elapsed:.1f}s: {args.nodes} nodes x {args.gpus_per_node} GPUs")
     log(f'use it: eval "$({REPO / "e2e" / "cluster.sh"} env)"')
 
 
