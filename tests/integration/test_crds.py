@@ -172,7 +172,7 @@ def test_scale_subresource_sets_replicas_within_bounds(
 
 # file -> what the API server's refusal must say (all of it)
 SERVER_REJECTIONS: dict[str, tuple[str, ...]] = {
-    "gpupool-duplicate-tenant.yaml": ("spec.tenants", "tenant namespaces must be unique"),
+    "gpupool-duplicate-tenant.yaml": ("spec.tenants[2]", "Duplicate value", '"team-a"'),
     "gpupool-guaranteed-above-max.yaml": (
         "spec.tenants[0].guaranteedGPUs",
         "guaranteedGPUs must not exceed maxGPUs",

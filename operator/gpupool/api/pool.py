@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from gpupool.api.base import ApiModel, cel_rule
 from gpupool.api.common import (
@@ -18,8 +18,7 @@ from gpupool.api.common import (
 )
 from gpupool.api.resource import AGE, PrinterColumn, Resource
 
-MAX_TENANTS = 128
-"""Bounded so the API server's CEL cost estimate for tenant uniqueness stays low."""
+MAX_TENANTS = 256
 
 MAX_POOL_GPUS = 1_000_000
 
@@ -144,7 +143,12 @@ class GPUPoolSpec(ApiModel):
     tenants: list[Tenant] = Field(
         default_factory=list,
         max_length=MAX_TENANTS,
-        description="Namespaces allowed to use the pool, with their guarantees and budgets.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["namespace"],
+        },
+        description="Namespaces allowed to use the pool, with their guarantees and budgets; "
+        "one entry per namespace.",
     )
     auction: AuctionSpec = section_field(AuctionSpec, "The auction that prices borrowed GPUs.")
     preemption: PreemptionSpec = section_field(
@@ -154,15 +158,15 @@ class GPUPoolSpec(ApiModel):
         HealthSpec, "Telemetry thresholds that take a GPU out of the pool."
     )
 
-    @cel_rule(
-        "!has(self.tenants) || "
-        "self.tenants.all(t, self.tenants.exists_one(u, u.namespace == t.namespace))",
-        message="tenant namespaces must be unique",
-        field_path=".tenants",
-    )
-    def tenant_namespaces_unique(self) -> bool:
+    @model_validator(mode="after")
+    def _tenant_namespaces_unique(self) -> Self:
+        # The API server enforces this through x-kubernetes-list-type: map (a CEL
+        # rule comparing every pair of tenants exceeds its cost budget).
         namespaces = [tenant.namespace for tenant in self.tenants]
-        return len(namespaces) == len(set(namespaces))
+        duplicates = sorted({name for name in namespaces if namespaces.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tenant namespaces must be unique: {', '.join(duplicates)}")
+        return self
 
 
 class PoolGPUs(ApiModel):

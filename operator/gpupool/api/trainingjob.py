@@ -72,7 +72,8 @@ class TorchSpec(ApiModel):
     )
 
     @cel_rule(
-        "type(self.nprocPerNode) == string ? self.nprocPerNode == 'auto' : self.nprocPerNode >= 1",
+        "!has(self.nprocPerNode) || (type(self.nprocPerNode) == string "
+        "? self.nprocPerNode == 'auto' : self.nprocPerNode >= 1)",
         message="nprocPerNode must be auto or a positive number",
         field_path=".nprocPerNode",
     )
