@@ -75,6 +75,8 @@ class AgentMetrics:
             registry=r,
         )
         self._labels: dict[tuple[str, int], tuple[str, str, str, str]] = {}
+        self._children: dict[tuple[str, str, str, str], dict[str, Gauge]] = {}
+        """Per GPU label set, the gauge children already created (``labels()`` is slow)."""
 
     def observe(self, telemetry: NodeTelemetry) -> None:
         """Set every GPU's series from one node report."""
@@ -94,25 +96,32 @@ class AgentMetrics:
         self.xid_errors.remove_by_labels({"node": node})
 
     def _observe_gpu(self, labels: tuple[str, str, str, str], gpu: GPUTelemetry) -> None:
-        self.healthy.labels(*labels).set(1.0 if gpu_health(gpu, self._thresholds).healthy else 0.0)
+        children = self._children.setdefault(labels, {})
         for xid in gpu.xid_events:
             self.xid_errors.labels(*labels, str(xid)).inc()
         utilization = None if gpu.sm_utilization_pct is None else gpu.sm_utilization_pct / 100.0
         used = None if gpu.memory_used_mib is None else float(gpu.memory_used_mib * MIB_BYTES)
         free = None if gpu.memory_free_mib is None else float(gpu.memory_free_mib * MIB_BYTES)
-        for gauge, value in (
-            (self.utilization, utilization),
-            (self.memory_used, used),
-            (self.memory_free, free),
-            (self.temperature, gpu.temperature_c),
-            (self.power, gpu.power_w),
+        healthy = 1.0 if gpu_health(gpu, self._thresholds).healthy else 0.0
+        for name, gauge, value in (
+            ("healthy", self.healthy, healthy),
+            ("utilization", self.utilization, utilization),
+            ("memory_used", self.memory_used, used),
+            ("memory_free", self.memory_free, free),
+            ("temperature", self.temperature, gpu.temperature_c),
+            ("power", self.power, gpu.power_w),
         ):
             if value is None:
-                gauge.remove(*labels)
-            else:
-                gauge.labels(*labels).set(value)
+                if children.pop(name, None) is not None:
+                    gauge.remove(*labels)
+                continue
+            child = children.get(name)
+            if child is None:
+                child = children[name] = gauge.labels(*labels)
+            child.set(value)
 
     def _remove(self, labels: tuple[str, str, str, str]) -> None:
+        self._children.pop(labels, None)
         for gauge in (
             self.utilization,
             self.memory_used,

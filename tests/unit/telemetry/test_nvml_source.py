@@ -6,9 +6,7 @@ import pytest
 
 from gpupool.scheduling.model import NodeName
 from gpupool.telemetry.model import GPUTelemetry, TelemetryUnavailable
-from gpupool.telemetry.nvml_source import NVMLSource
-
-from .fake_pynvml import (
+from gpupool.telemetry.nvml_fake import (
     NVML_ERROR_DRIVER_NOT_LOADED,
     NVML_ERROR_FUNCTION_NOT_FOUND,
     NVML_ERROR_GPU_IS_LOST,
@@ -20,6 +18,7 @@ from .fake_pynvml import (
     FakeNvml,
     hgx_gpus,
 )
+from gpupool.telemetry.nvml_source import NVMLSource
 
 NODE = NodeName("gpu-node-1")
 

@@ -1,4 +1,4 @@
-"""A module object shaped like ``pynvml`` (the part gpupool uses), for unit tests.
+"""A module object shaped like ``pynvml`` (the part gpupool uses), for tests and the benchmark.
 
 It is our boundary: the NVML adapter receives the module it talks to. The fake
 keeps per-GPU state that tests change (temperature, a lost GPU, a function the
@@ -147,7 +147,7 @@ class FakeNvml:
         return wrapper
 
     def _gpu(self, handle: Any, function: str) -> FakeGpu:
-        gpu = self.gpus[handle.index]
+        gpu: FakeGpu = self.gpus[handle.index]
         if gpu.lost:
             raise NVMLError(NVML_ERROR_GPU_IS_LOST)
         if function in gpu.failing:
