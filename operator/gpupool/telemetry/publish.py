@@ -73,9 +73,10 @@ class ApiTelemetryPublisher:
 class PrintingWriter:
     """:class:`TelemetryWriter` for ``--dry-run``: one JSON line per write on stdout."""
 
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
     def write_node_annotations(self, *, node: NodeName, annotations: Mapping[str, str]) -> None:
-        self._stream.write(json.dumps({"node": node, "annotations": dict(annotations)}) + "\n")
-        self._stream.flush()
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.write(json.dumps({"node": node, "annotations": dict(annotations)}) + "\n")
+        stream.flush()
