@@ -20,6 +20,7 @@ highest step. The payload is a plain dict of tensors and builtins, loadable with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -61,10 +62,10 @@ def _fsync_directory(directory: Path) -> None:
 
 def write_checkpoint(directory: Path, step: int, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` as the checkpoint of ``step``, atomically and durably."""
-    directory.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(directory, step)
     temporary = directory / f".{final.name}.{os.getpid()}.tmp"
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         with temporary.open("wb") as handle:
             torch.save(dict(payload), handle)
             handle.flush()
@@ -72,7 +73,8 @@ def write_checkpoint(directory: Path, step: int, payload: Mapping[str, Any]) -> 
         temporary.replace(final)
         _fsync_directory(directory)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise CheckpointError(f"writing {final}: {error}") from error
     return final
 
@@ -88,7 +90,7 @@ def prune_checkpoints(directory: Path, keep: int) -> list[Path]:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as error:
+    except Exception as error:  # torch.load raises OSError, pickle and runtime errors alike
         raise CheckpointError(f"reading {path}: {error}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")

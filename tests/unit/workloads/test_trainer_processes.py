@@ -8,10 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-pytest.importorskip("torch")
-
 from gpupool_workloads import checkpoint, contract
 
 from .support import (
