@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubernetes import client, config
@@ -26,7 +27,9 @@ MERGE_PATCH = "application/merge-patch+json"
 class KubeClient(Protocol):
     """Writes and reads the operator performs; every method may raise :class:`ApiError`."""
 
-    def create_pod(self, pod: Manifest) -> None: ...
+    def create_pod(self, pod: Manifest) -> Manifest:
+        """The created pod as the API server stored it."""
+        ...
 
     def bind_pod(self, binding: Binding) -> None: ...
 
@@ -40,8 +43,8 @@ class KubeClient(Protocol):
 
     def patch_status(
         self, *, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]
-    ) -> None:
-        """Merge-patch ``status`` of one of our custom objects."""
+    ) -> Manifest:
+        """Merge-patch ``status`` of one of our custom objects; the object after the patch."""
         ...
 
     def delete_custom_object(self, *, plural: str, namespace: str, name: str, uid: str) -> None: ...
@@ -56,11 +59,19 @@ class KubeClient(Protocol):
         """PUT with ``metadata.resourceVersion``: raises ``Conflict`` if someone else wrote."""
         ...
 
-    def list_custom_objects(self, *, plural: str) -> Sequence[Manifest]: ...
+    def list_custom_objects(self, *, plural: str) -> Listing: ...
 
-    def list_nodes(self) -> Sequence[Manifest]: ...
+    def list_nodes(self) -> Listing: ...
 
-    def list_pods(self, *, label_selector: str) -> Sequence[Manifest]: ...
+    def list_pods(self, *, label_selector: str) -> Listing: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    """A list call's items and the resourceVersion the list was read at."""
+
+    items: Sequence[Manifest]
+    resource_version: str
 
 
 def custom_path(*, plural: str, namespace: str | None, name: str | None = None) -> str:
@@ -99,9 +110,10 @@ class RestKubeClient:
 
     # -- the protocol ---------------------------------------------------------------
 
-    def create_pod(self, pod: Manifest) -> None:
+    def create_pod(self, pod: Manifest) -> Manifest:
         namespace = pod["metadata"]["namespace"]
-        self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
+        created: Manifest = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
+        return created
 
     def bind_pod(self, binding: Binding) -> None:
         meta = binding["metadata"]
@@ -127,9 +139,12 @@ class RestKubeClient:
 
     def patch_status(
         self, *, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]
-    ) -> None:
+    ) -> Manifest:
         path = custom_path(plural=plural, namespace=namespace, name=name) + "/status"
-        self.request("PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH)
+        patched: Manifest = self.request(
+            "PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH
+        )
+        return patched
 
     def delete_custom_object(self, *, plural: str, namespace: str, name: str, uid: str) -> None:
         options = {
@@ -169,27 +184,30 @@ class RestKubeClient:
         replaced: Manifest = self.request("PUT", path, body=lease)
         return replaced
 
-    def list_custom_objects(self, *, plural: str) -> Sequence[Manifest]:
+    def list_custom_objects(self, *, plural: str) -> Listing:
         return self._list(custom_path(plural=plural, namespace=None))
 
-    def list_nodes(self) -> Sequence[Manifest]:
+    def list_nodes(self) -> Listing:
         return self._list("/api/v1/nodes")
 
-    def list_pods(self, *, label_selector: str) -> Sequence[Manifest]:
+    def list_pods(self, *, label_selector: str) -> Listing:
         return self._list("/api/v1/pods", query={"labelSelector": label_selector})
 
     # -- plumbing -----------------------------------------------------------------
 
-    def _list(self, path: str, *, query: Mapping[str, str] | None = None) -> list[Manifest]:
+    def _list(self, path: str, *, query: Mapping[str, str] | None = None) -> Listing:
         items: list[Manifest] = []
         params = dict(query or {})
         params["limit"] = "500"
+        version = ""
         while True:
             page: Manifest = self.request("GET", path, query=params)
             items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
+            meta = page.get("metadata") or {}
+            version = version or str(meta.get("resourceVersion") or "")
+            token = meta.get("continue")
             if not token:
-                return items
+                return Listing(items=tuple(items), resource_version=version)
             params["continue"] = token
 
     def request(

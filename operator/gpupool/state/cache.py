@@ -20,9 +20,34 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from gpupool.state.records import JobRecord, NodeRecord, PodRecord, PoolRecord, ServiceRecord
 from gpupool.state.selectors import matches
+
+
+class _Versioned(Protocol):
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def resource_version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
+def _relisted(current: Mapping[str, V], listed: Iterable[V], list_version: int) -> dict[str, V]:
+    """The listed records, plus held ones newer than the list (by resourceVersion)."""
+    result = {record.uid: record for record in listed}
+    if not list_version:
+        return result
+    for uid, held in current.items():
+        if held.resource_version > list_version and (
+            uid not in result or held.resource_version > result[uid].resource_version
+        ):
+            result[uid] = held
+    return result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +78,7 @@ class ClusterCache:
         self._nodes: dict[str, NodeRecord] = {}
         self._pods: dict[str, PodRecord] = {}
         self._pods_by_owner: dict[str, dict[str, PodRecord]] = defaultdict(dict)
+        self._pod_uid_by_name: dict[tuple[str, str], str] = {}
         self._generation = 0
 
     @property
@@ -169,6 +195,10 @@ class ClusterCache:
             self._assumed_services.pop(uid, None)
             self._generation += 1
 
+    def service(self, uid: str) -> ServiceRecord | None:
+        with self._lock:
+            return self._assumed_services.get(uid) or self._services.get(uid)
+
     def services(self) -> tuple[ServiceRecord, ...]:
         with self._lock:
             return tuple(
@@ -182,6 +212,10 @@ class ClusterCache:
         with self._lock:
             self._nodes[record.name] = record
             self._generation += 1
+
+    def node(self, name: str) -> NodeRecord | None:
+        with self._lock:
+            return self._nodes.get(name)
 
     def remove_node(self, name: str) -> None:
         with self._lock:
@@ -199,6 +233,8 @@ class ClusterCache:
         with self._lock:
             record = self._pods.pop(uid, None)
             if record is not None:
+                if self._pod_uid_by_name.get((record.namespace, record.name)) == uid:
+                    del self._pod_uid_by_name[(record.namespace, record.name)]
                 owned = self._pods_by_owner.get(record.owner_uid)
                 if owned is not None:
                     owned.pop(uid, None)
@@ -210,39 +246,59 @@ class ClusterCache:
         with self._lock:
             return tuple(self._pods_by_owner.get(owner_uid, {}).values())
 
+    def pod_named(self, namespace: str, name: str) -> PodRecord | None:
+        with self._lock:
+            uid = self._pod_uid_by_name.get((namespace, name))
+            return None if uid is None else self._pods.get(uid)
+
     def _store_pod(self, record: PodRecord) -> None:
         self._pods[record.uid] = record
+        self._pod_uid_by_name[(record.namespace, record.name)] = record.uid
         self._pods_by_owner[record.owner_uid][record.uid] = record
         self._generation += 1
 
     # -- relist (after watch trouble) -------------------------------------------------
+    #
+    # A relist replaces what the cache holds, except records newer than the list
+    # (a watch event or our own write that arrived after the list was read), so
+    # objects deleted while a watch was down disappear and nothing regresses.
 
     def replace_nodes(self, records: Iterable[NodeRecord]) -> None:
         with self._lock:
             self._nodes = {record.name: record for record in records}
             self._generation += 1
 
-    def replace_pods(self, records: Iterable[PodRecord]) -> None:
+    def replace_pods(self, records: Iterable[PodRecord], *, list_version: int = 0) -> None:
         with self._lock:
+            listed = _relisted(self._pods, records, list_version)
             self._pods = {}
             self._pods_by_owner = defaultdict(dict)
-            for record in records:
+            self._pod_uid_by_name = {}
+            for record in listed.values():
                 self._store_pod(record)
 
-    def replace_jobs(self, records: Iterable[JobRecord]) -> None:
+    def replace_jobs(self, records: Iterable[JobRecord], *, list_version: int = 0) -> None:
         with self._lock:
-            self._jobs = {record.uid: record for record in records}
+            listed = _relisted(self._jobs, records, list_version)
+            self._jobs = listed
             self._assumed_jobs = {
                 uid: job for uid, job in self._assumed_jobs.items() if uid in self._jobs
             }
             self._generation += 1
 
-    def replace_services(self, records: Iterable[ServiceRecord]) -> None:
+    def replace_services(self, records: Iterable[ServiceRecord], *, list_version: int = 0) -> None:
         with self._lock:
-            self._services = {record.uid: record for record in records}
+            listed = _relisted(self._services, records, list_version)
+            self._services = listed
             self._assumed_services = {
                 uid: svc for uid, svc in self._assumed_services.items() if uid in self._services
             }
+            self._generation += 1
+
+    def replace_pools(self, records: Iterable[PoolRecord], errors: Mapping[str, str]) -> None:
+        with self._lock:
+            self._pools = {record.name: record for record in records}
+            self._pool_errors = dict(errors)
             self._generation += 1
 
     # -- reading ----------------------------------------------------------------------

@@ -66,7 +66,7 @@ def parse_pool(body: Body) -> PoolRecord | str:
         generation=int(meta.get("generation") or 0),
         spec=spec,
         tenant_credits=credits,
-        conditions=tuple(status.get("conditions") or ()),
+        raw_status=status,
     )
 
 

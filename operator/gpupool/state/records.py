@@ -40,7 +40,7 @@ class PoolRecord:
     spec: GPUPoolSpec
     tenant_credits: Mapping[str, float] = field(default_factory=dict)
     """Credit balances as last persisted in ``status.tenants[].credits``."""
-    conditions: tuple[Mapping[str, Any], ...] = ()
+    raw_status: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> ObjectRef:
