@@ -1,4 +1,4 @@
-"""Finding and loading the model to serve: a trainer checkpoint or a TorchScript file."""
+"""Finding and loading the model to serve: a trainer checkpoint, TorchScript, or torch.export."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class LoadedModel:
     name: str
     source: Path
     kind: str
-    """``checkpoint`` or ``torchscript``."""
+    """``checkpoint``, ``torchscript`` or ``export``."""
     input_shape: tuple[int, ...] | None
     step: int | None
     """Training step of a checkpoint."""
@@ -77,11 +77,17 @@ def wait_for_model_file(
     return found
 
 
-def _is_torchscript(path: Path) -> bool:
+def _archive_kind(path: Path) -> str | None:
+    """``torchscript`` (torch.jit.save), ``export`` (torch.export.save) or None."""
     if not zipfile.is_zipfile(path):
-        return False
+        return None
     with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+        names = archive.namelist()
+    if any(name.endswith("/archive_format") for name in names):
+        return "export"
+    if any(name.endswith("/constants.pkl") for name in names):
+        return "torchscript"
+    return None
 
 
 def pick_device(requested: str) -> torch.device:
@@ -94,14 +100,20 @@ def load_model(
     path: Path, *, device: torch.device, input_shape: tuple[int, ...] | None = None
 ) -> LoadedModel:
     """Load ``path`` onto ``device`` in eval mode."""
-    if _is_torchscript(path):
-        module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
-        module.eval()
+    kind = _archive_kind(path)
+    if kind is not None:
+        module: nn.Module
+        if kind == "export":
+            # Export the batch dimension as dynamic (torch.export.Dim) to batch requests.
+            module = torch.export.load(path).module().to(device)
+        else:
+            module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
+            module.eval()
         return LoadedModel(
             module=module,
             name=path.stem,
             source=path,
-            kind="torchscript",
+            kind=kind,
             input_shape=input_shape,
             step=None,
             device=device,
@@ -110,7 +122,7 @@ def load_model(
         payload = checkpoint.read_checkpoint(path)
     except CheckpointError as error:
         raise ConfigError(
-            f"{path} is neither a TorchScript file nor a checkpoint: {error}"
+            f"{path} is neither a checkpoint nor a TorchScript or exported program: {error}"
         ) from None
     spec = ModelSpec.from_dict(payload["model"])
     module = build_model(spec)
