@@ -26,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="watch workloads only in this namespace (repeatable; default: all)",
     )
+    run.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        help="schedule only this GPUPool (repeatable; default: every pool)",
+    )
     run.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
     run.add_argument("--log-format", choices=("plain", "full", "json"), default="plain")
     run.add_argument("-v", "--verbose", action="count", default=0)
@@ -126,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             require_telemetry=args.require_telemetry,
         ),
         resync_interval_s=args.resync_seconds,
+        pools=frozenset(args.pool) or None,
     )
     if args.metrics_port:
         metrics.serve(args.metrics_port)

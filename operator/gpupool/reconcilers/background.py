@@ -20,6 +20,7 @@ from gpupool.k8s.errors import ApiError
 from gpupool.loop.orphans import orphan_changes
 from gpupool.loop.resync import resync
 from gpupool.reconcilers.runtime import HOUSEKEEPING, OperatorRuntime
+from gpupool.state.records import JobRecord, ServiceRecord
 
 logger = logging.getLogger(__name__)
 TASKS_KEY = "gpupool_tasks"
@@ -66,8 +67,9 @@ async def housekeeping_loop(runtime: OperatorRuntime) -> None:
         await runtime.wakeups.wait(HOUSEKEEPING, timeout=runtime.housekeeping_interval_s)
         if runtime.may_schedule():
             cache = runtime.cache
+            workloads: list[JobRecord | ServiceRecord] = [*cache.jobs(), *cache.services()]
             changes = orphan_changes(
-                [*cache.jobs(), *cache.services()],
+                [workload for workload in workloads if runtime.serves(workload.pool)],
                 pool_exists=cache.pool_exists,
                 now=runtime.clock(),
                 reporting_instance=runtime.identity,

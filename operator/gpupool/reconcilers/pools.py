@@ -42,6 +42,9 @@ def on_pool_event(
 
 async def run_pool_loop(runtime: OperatorRuntime, name: str, stopped: kopf.DaemonStopped) -> None:
     """Cycle every ``auction.intervalSeconds`` or sooner on change, while leading."""
+    if not runtime.serves(name):
+        await stopped.wait()
+        return
     scheduler = PoolScheduler(
         pool=name,
         cache=runtime.cache,

@@ -76,6 +76,8 @@ class OperatorRuntime:
     """Pokes arriving within this gap are served by one cycle (bursts of events)."""
     housekeeping_interval_s: float = 2.0
     resync_interval_s: float = 300.0
+    pools: frozenset[str] | None = None
+    """Schedule only these GPUPools (``None``: all); lets operators shard pools."""
     wakeups: Wakeups = field(default_factory=Wakeups)
     synced: threading.Event = field(default_factory=threading.Event)
     """Set once the first full relist is in the cache: nobody schedules before that."""
@@ -89,6 +91,9 @@ class OperatorRuntime:
         self.actuator = Actuator(
             client=self.client, cache=self.cache, executor=self.executor, metrics=self.metrics
         )
+
+    def serves(self, pool: str | None) -> bool:
+        return pool is not None and (self.pools is None or pool in self.pools)
 
     def may_schedule(self) -> bool:
         return self.synced.is_set() and self.elector.is_leader
