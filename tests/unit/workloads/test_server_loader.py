@@ -64,7 +64,7 @@ def test_a_checkpoint_directory_serves_its_newest_checkpoint(tmp_path: Path) -> 
 
 def test_torchscript_files_load_with_the_given_input_shape(tmp_path: Path) -> None:
     model = build_model(SPEC).eval()
-    torch.jit.script(model).save(str(tmp_path / "scripted.pt"))
+    torch.jit.script(model).save(str(tmp_path / "scripted.pt"))  # type: ignore[no-untyped-call]
     loaded = load_model(tmp_path / "scripted.pt", device=CPU, input_shape=(8,))
     assert (loaded.kind, loaded.input_shape, loaded.step) == ("torchscript", (8,), None)
     inputs = torch.randn(2, 8)
