@@ -268,7 +268,7 @@ def training_workload(job: JobRecord, pods: Sequence[PodRecord], *, now: float) 
     last_checkpoint = job.status.last_checkpoint_time
     return Workload(
         uid=WorkloadUid(job.uid),
-        name=f"{job.namespace}/{job.name}",
+        name=job.name,
         tenant=TenantName(job.namespace),
         kind=WorkloadKind.TRAINING,
         tier=_tier(spec.priority_class),
@@ -296,7 +296,7 @@ def inference_workloads(
     whole = spec.gpus_per_replica >= 1
     base = Workload(
         uid=WorkloadUid(service.uid),
-        name=f"{service.namespace}/{service.name}",
+        name=service.name,
         tenant=TenantName(service.namespace),
         kind=WorkloadKind.INFERENCE,
         tier=_tier(spec.priority_class),
@@ -334,7 +334,7 @@ def inference_workloads(
         return (running,)
     scale = Workload(
         uid=WorkloadUid(f"{service.uid}{SCALE_SUFFIX}"),
-        name=f"{service.namespace}/{service.name} (+{missing})",
+        name=f"{service.name} (+{missing})",
         tenant=base.tenant,
         kind=WorkloadKind.INFERENCE,
         tier=base.tier,
