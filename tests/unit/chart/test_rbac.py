@@ -144,12 +144,8 @@ def test_leader_lease_is_namespaced_and_named(manifests: list[Manifest]) -> None
         assert rule["resources"] == ["leases"]
         if rule["verbs"] != ["create"]:  # create cannot be limited by name
             assert rule["resourceNames"] == ["gp-gpupool-leader"]
-    env = {
-        e["name"]: e.get("value")
-        for e in one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert env["GPUPOOL_LEASE_NAME"] == "gp-gpupool-leader"
-    assert env["GPUPOOL_LEASE_NAMESPACE"] == "gpupool-system"
+    args = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--lease-name=gp-gpupool-leader" in args
     assert not any(
         rule["apiGroups"] == ["coordination.k8s.io"]
         for rule in role(manifests, "ClusterRole", "operator")

@@ -20,6 +20,7 @@ from tests.unit.chart.helm import (
     pod_templates,
     render,
     run_helm,
+    template,
 )
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -30,11 +31,16 @@ NON_DEFAULT: dict[str, Any] = {
     "imagePullSecrets": [{"name": "regcred"}],
     "commonLabels": {"team": "platform"},
     "operator": {
-        "replicas": 1,
-        "leaderElection": {"enabled": False},
-        "logLevel": "DEBUG",
-        "extraArgs": ["--example-flag=1"],
+        "replicas": 2,
+        "leaderElection": {"leaseName": "gpu-scheduler", "leaseDurationSeconds": 30},
+        "pools": ["a100", "h100"],
+        "watchNamespaces": ["team-a"],
+        "telemetry": {"require": True, "staleSeconds": 60},
+        "logFormat": "plain",
+        "verbosity": 2,
+        "extraArgs": ["--resync-seconds=120"],
         "metrics": {"port": 9090},
+        "health": {"port": 9091},
         "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
     },
     "agent": {
@@ -60,7 +66,7 @@ VALUE_SETS = {
     "default": {},
     "non-default": NON_DEFAULT,
     "agent-disabled": {"agent": {"enabled": False}},
-    "ha": {"operator": {"replicas": 2, "leaderElection": {"enabled": True}}},
+    "ha": {"operator": {"replicas": 3}},
     "no-rbac-no-dashboards": {"rbac": {"create": False}, "dashboards": {"enabled": False}},
 }
 
@@ -135,7 +141,6 @@ def test_operator_runs_gpupool_run_with_the_metrics_port_behind_a_service() -> N
     operator = container(spec)
     assert operator["command"] == ["gpupool"]
     assert operator["args"][:2] == ["run", "--metrics-port=8080"]
-    assert operator["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
     assert spec["serviceAccountName"] == "gp-gpupool-operator"
     service = one(manifests, "Service", component="operator")
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
@@ -145,28 +150,36 @@ def test_operator_runs_gpupool_run_with_the_metrics_port_behind_a_service() -> N
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
-@pytest.mark.parametrize(
-    ("leader_election", "replicas", "strategy", "lease_role"),
-    [(True, 1, "RollingUpdate", True), (True, 3, "RollingUpdate", True),
-     (False, 1, "Recreate", False)],
-)  # fmt: skip
-def test_upgrades_never_run_two_schedulers(
-    leader_election: bool, replicas: int, strategy: str, lease_role: bool
-) -> None:
-    manifests = render(
-        {"operator": {"replicas": replicas, "leaderElection": {"enabled": leader_election}}}
-    )
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_upgrades_never_leave_the_pool_without_an_operator(replicas: int) -> None:
+    """The Lease makes one writer; rolling with maxUnavailable 0 keeps a pod waiting for it."""
+    manifests = render({"operator": {"replicas": replicas}})
     deployment = one(manifests, "Deployment")
     assert deployment["spec"]["replicas"] == replicas
-    assert deployment["spec"]["strategy"]["type"] == strategy
-    if strategy == "RollingUpdate":
-        # The new pod must win the lease before the old one goes: no unavailable gap.
-        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert bool(by_kind(manifests, "Role")) is lease_role
-    env = {
-        e["name"]: e.get("value") for e in container(deployment["spec"]["template"]["spec"])["env"]
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
     }
-    assert env["GPUPOOL_LEADER_ELECTION"] == str(leader_election).lower()
+    args = container(deployment["spec"]["template"]["spec"])["args"]
+    assert "--lease-name=gp-gpupool-leader" in args
+    assert "--lease-namespace=$(POD_NAMESPACE)" in args
+    assert "--identity=$(POD_NAME)" in args
+
+
+def test_operator_probes_use_kopf_liveness_and_the_metrics_port() -> None:
+    spec = one(render(), "Deployment")["spec"]["template"]["spec"]
+    operator = container(spec)
+    assert "--liveness=http://0.0.0.0:8081/healthz" in operator["args"]
+    assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert operator["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in operator["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+
+
+def test_same_metrics_and_health_port_is_refused() -> None:
+    result = template({"operator": {"health": {"port": 8080}}}, check=False)
+    assert result.returncode != 0
+    assert "operator.metrics.port and operator.health.port must differ" in result.stderr
 
 
 def test_agent_runs_on_gpu_nodes_only_with_its_node_name() -> None:
@@ -247,10 +260,27 @@ def test_non_default_values_reach_the_manifests() -> None:
     spec = deployment["spec"]["template"]["spec"]
     operator = container(spec)
     assert operator["image"] == f"registry.example.com/ml/gpupool@{DIGEST}"
-    assert operator["args"] == ["run", "--metrics-port=9090", "--example-flag=1"]
+    assert operator["args"] == [
+        "run",
+        "--metrics-port=9090",
+        "--liveness=http://0.0.0.0:9091/healthz",
+        "--lease-namespace=$(POD_NAMESPACE)",
+        "--lease-name=gpu-scheduler",
+        "--lease-duration=30",
+        "--identity=$(POD_NAME)",
+        "--resync-seconds=300",
+        "--telemetry-stale-seconds=60",
+        "--require-telemetry",
+        "--pool=a100",
+        "--pool=h100",
+        "--namespace=team-a",
+        "--log-format=plain",
+        "-vv",
+        "--resync-seconds=120",
+    ]
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
     assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
     agent_spec = one(manifests, "DaemonSet")["spec"]["template"]["spec"]
     assert agent_spec["nodeSelector"] == {"gpupool.io/pool": "a100"}
     assert "affinity" not in agent_spec, "a nodeSelector replaces the default GPU-node affinity"
@@ -381,3 +411,29 @@ def test_packaged_chart_carries_the_crd_files_byte_for_byte(tmp_path: Path) -> N
             assert extracted is not None
             assert extracted.read() == (REPO / "crds" / Path(name).name).read_bytes()
         assert not [n for n in members if n.endswith(".py")], "generator must not be packaged"
+
+
+# ------------------------------------------------------- args the programs accept
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_operator_args_are_accepted_by_gpupool_run(values: dict[str, Any]) -> None:
+    """The chart's flags are the CLI's flags (argparse exits 2 on an unknown one)."""
+    from gpupool.cli import _parser  # noqa: PLC0415 (the CLI's own parser)
+
+    operator = container(one(render(values), "Deployment")["spec"]["template"]["spec"])
+    assert operator["command"] == ["gpupool"]
+    args = _parser().parse_args(operator["args"])
+    assert args.command == "run"
+    assert args.metrics_port == operator["ports"][0]["containerPort"]
+
+
+@pytest.mark.parametrize("values", [{}, NON_DEFAULT], ids=["default", "non-default"])
+def test_agent_args_are_accepted_by_gpupool_agent(values: dict[str, Any]) -> None:
+    from gpupool.telemetry.agent import _parse_args  # noqa: PLC0415
+
+    agent = container(one(render(values), "DaemonSet")["spec"]["template"]["spec"])
+    assert agent["command"] == ["gpupool-agent"]
+    args = _parse_args(agent["args"])
+    assert not args.simulated and not args.dry_run
+    assert args.metrics_port == agent["ports"][0]["containerPort"]
