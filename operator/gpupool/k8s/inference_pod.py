@@ -139,7 +139,7 @@ def replica_pod(
     }
     if replica_set.gpus_per_replica > 0:
         limits: Manifest = server.setdefault("resources", {}).setdefault("limits", {})
-        limits[replica_set.gpu_resource_name] = replica_set.gpus_per_replica
+        limits[replica_set.gpu_resource_name] = str(replica_set.gpus_per_replica)
     else:
         if replica_set.gpu_fraction is not None:
             annotations[names.ANNOTATION_GPU_FRACTION] = f"{replica_set.gpu_fraction:g}"

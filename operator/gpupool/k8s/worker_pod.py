@@ -121,10 +121,10 @@ def worker_pod(
     )
     resources: Manifest = worker.setdefault("resources", {})
     limits: Manifest = resources.setdefault("limits", {})
-    limits[gang.gpu_resource_name] = gang.gpus_per_replica
+    limits[gang.gpu_resource_name] = str(gang.gpus_per_replica)
     requests: Manifest | None = resources.get("requests")
     if requests is not None and gang.gpu_resource_name in requests:
-        requests[gang.gpu_resource_name] = gang.gpus_per_replica
+        requests[gang.gpu_resource_name] = str(gang.gpus_per_replica)
     if gang.checkpoint is not None:
         _ensure_checkpoint_mount(spec, worker, gang.checkpoint.path)
 

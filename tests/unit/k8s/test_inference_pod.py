@@ -98,7 +98,7 @@ def test_whole_gpu_replica_pod() -> None:
                         {"name": "GPUPOOL_MODEL_URI", "value": "pvc://models/resnet50.pt"},
                         {"name": "GPUPOOL_MODEL_PATH", "value": "/models/models/resnet50.pt"},
                     ],
-                    "resources": {"limits": {"nvidia.com/gpu": 1}},
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
                     "volumeMounts": [
                         {"name": "gpupool-model", "mountPath": "/models/models", "readOnly": True}
                     ],

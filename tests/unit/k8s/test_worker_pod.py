@@ -114,7 +114,7 @@ def test_worker_pod_is_built_from_the_template_with_the_torchrun_contract() -> N
                         {"name": "GPUPOOL_CHECKPOINT_DIR", "value": "/ckpt"},
                         {"name": "GPUPOOL_CHECKPOINT_EVERY_SECONDS", "value": "600"},
                     ],
-                    "resources": {"limits": {"cpu": "4", "nvidia.com/gpu": 8}},
+                    "resources": {"limits": {"cpu": "4", "nvidia.com/gpu": "8"}},
                     "volumeMounts": [{"name": "gpupool-checkpoint", "mountPath": "/ckpt"}],
                 },
                 {"name": "sidecar", "image": "busybox"},
