@@ -38,8 +38,10 @@ class InferenceApp:
         max_wait_seconds: float,
         max_queue_rows: int,
         request_timeout_seconds: float,
+        torch_threads: int = 0,
     ) -> None:
         self.metrics = metrics
+        self._torch_threads = torch_threads
         self._max_batch_size = max_batch_size
         self._max_wait_seconds = max_wait_seconds
         self._max_queue_rows = max_queue_rows
@@ -69,11 +71,17 @@ class InferenceApp:
             max_wait_seconds=self._max_wait_seconds,
             max_queue_rows=self._max_queue_rows,
             metrics=self.metrics,
+            thread_setup=self._limit_torch_threads,
         )
         batcher.start()
         with self._lock:
             self._model, self._batcher = model, batcher
             self.metrics.ready.set(0 if self._draining else 1)
+
+    def _limit_torch_threads(self) -> None:
+        # OpenMP thread counts are per calling thread: set it where the model runs.
+        if self._torch_threads > 0:
+            torch.set_num_threads(self._torch_threads)
 
     def set_load_error(self, message: str) -> None:
         with self._lock:

@@ -53,8 +53,10 @@ class DynamicBatcher:
         max_queue_rows: int,
         metrics: InferenceMetrics,
         clock: Callable[[], float] = time.monotonic,
+        thread_setup: Callable[[], None] | None = None,
     ) -> None:
         self._predict = predict
+        self._thread_setup = thread_setup
         self._max_batch_size = max_batch_size
         self._max_wait_seconds = max_wait_seconds
         self._max_queue_rows = max_queue_rows
@@ -109,6 +111,8 @@ class DynamicBatcher:
         return batch, False
 
     def _run(self) -> None:
+        if self._thread_setup is not None:
+            self._thread_setup()
         stopped = False
         while not stopped or self._held is not None:
             first, self._held = self._held, None

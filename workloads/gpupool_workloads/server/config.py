@@ -34,6 +34,9 @@ class ServerConfig:
     device: str
     input_shape: tuple[int, ...] | None
     """Per-sample input shape for TorchScript models (checkpoints carry their own)."""
+    torch_threads: int
+    """torch intra-op threads. 1 by default: on CPU, more threads spin against the HTTP
+    threads and the batcher (and a container sees the host's cores, not its limit)."""
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -63,6 +66,7 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--drain-seconds", type=float, default=0.0)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--input-shape", default=None, help="TorchScript only, e.g. 1,16,16")
+    parser.add_argument("--torch-threads", type=int, default=1, help="0: torch's default")
     return parser
 
 
@@ -95,4 +99,5 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
         drain_seconds=args.drain_seconds,
         device=args.device,
         input_shape=input_shape,
+        torch_threads=args.torch_threads,
     )

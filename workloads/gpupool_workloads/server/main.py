@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
+import torch
 from prometheus_client import start_http_server
 
 from gpupool_workloads import contract
@@ -61,6 +62,8 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except ConfigError as error:
         log.error("configuration: %s", error)
         return contract.EXIT_USAGE
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
     stop = PreemptionFlag()
     stop.install()
     metrics = InferenceMetrics.create()
@@ -70,6 +73,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         max_wait_seconds=config.max_wait_ms / 1000,
         max_queue_rows=config.max_queue_rows,
         request_timeout_seconds=config.request_timeout_seconds,
+        torch_threads=config.torch_threads,
     )
     httpd = make_server(app, config.host, config.port)
     serving = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)

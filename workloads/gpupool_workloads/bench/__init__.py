@@ -1,0 +1,1 @@
+"""``python -m gpupool_workloads.bench``: trainer overhead, checkpoint time, serving latency."""

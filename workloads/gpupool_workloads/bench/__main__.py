@@ -1,0 +1,3 @@
+from gpupool_workloads.bench.main import main
+
+main()
