@@ -38,6 +38,15 @@ def wait_for(condition: Callable[[], T | None], *, timeout: float, expected: str
         time.sleep(0.25)
 
 
+def holds_for(condition: Callable[[], bool], *, duration: float, expected: str) -> None:
+    """Check ``condition`` continuously for ``duration`` seconds; fail the moment it breaks."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not condition():
+            raise AssertionError(f"expected {expected} for {duration:.0f}s, but it broke")
+        time.sleep(0.25)
+
+
 def node_manifest(name: str, *, pool: str, gpus: int, rack: str) -> dict[str, Any]:
     capacity = {"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": str(gpus)}
     return {
@@ -281,7 +290,7 @@ class Scenario:
 
     def close(self) -> None:
         self.stop_operator()
-        self.kubectl("delete", "gpupool", self.pool, "--wait=false", check=False)
+        self.kubectl("delete", "gpupools", self.pool, "--wait=false", check=False)
         for namespace in self.namespaces + self.extra_namespaces:
             self.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         self.kubectl("delete", "node", *self.node_names, "--wait=false", check=False)

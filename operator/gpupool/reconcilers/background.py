@@ -2,7 +2,8 @@
 
 - sync: a full relist before anyone may schedule (and every ``resync_interval_s``);
 - leader: acquire / renew the Lease; on becoming leader wake every pool loop;
-- housekeeping (leader only): conditions for workloads whose GPUPool does not exist.
+- housekeeping (leader only): conditions for workloads whose GPUPool does not exist;
+- pool loops: one scheduling loop per GPUPool (see :mod:`gpupool.reconcilers.pools`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import kopf
 from gpupool.k8s.errors import ApiError
 from gpupool.loop.orphans import orphan_changes
 from gpupool.loop.resync import resync
+from gpupool.reconcilers.pools import supervise_pool_loops
 from gpupool.reconcilers.runtime import HOUSEKEEPING, OperatorRuntime
 from gpupool.state.records import JobRecord, ServiceRecord
 
@@ -69,7 +71,7 @@ async def housekeeping_loop(runtime: OperatorRuntime) -> None:
             cache = runtime.cache
             workloads: list[JobRecord | ServiceRecord] = [*cache.jobs(), *cache.services()]
             changes = orphan_changes(
-                [workload for workload in workloads if runtime.serves(workload.pool)],
+                [w for w in workloads if runtime.answers_for(w.pool, w.namespace)],
                 pool_exists=cache.pool_exists,
                 now=runtime.clock(),
                 reporting_instance=runtime.identity,
@@ -112,6 +114,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
             await asyncio.gather(
                 _guarded("leader", leader_loop(runtime)),
                 _guarded("housekeeping", housekeeping_loop(runtime)),
+                _guarded("pool loops", supervise_pool_loops(runtime)),
             )
 
         memo[TASKS_KEY] = [asyncio.create_task(after_sync(), name="gpupool-background")]

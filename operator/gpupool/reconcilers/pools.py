@@ -1,4 +1,9 @@
-"""GPUPool: feed the cache; one scheduling loop (a kopf daemon) per pool."""
+"""GPUPool: feed the cache; one scheduling loop (an asyncio task) per pool.
+
+The loops are supervised here rather than run as kopf daemons: a kopf daemon
+needs a finalizer on the GPUPool, and a pool deleted while no operator runs
+would then hang in Terminating forever.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import kopf
 
 from gpupool.k8s import names
 from gpupool.loop.cycle import PoolScheduler
-from gpupool.reconcilers.runtime import HOUSEKEEPING, OperatorRuntime
+from gpupool.reconcilers.runtime import HOUSEKEEPING, SUPERVISOR, OperatorRuntime
 from gpupool.state.parse import parse_pool
 from gpupool.state.records import PoolRecord
 
@@ -38,13 +43,11 @@ def on_pool_event(
     if spec_changed:
         runtime.wakeups.poke(name)
         runtime.wakeups.poke(HOUSEKEEPING)
+        runtime.wakeups.poke(SUPERVISOR)
 
 
-async def run_pool_loop(runtime: OperatorRuntime, name: str, stopped: kopf.DaemonStopped) -> None:
+async def run_pool_loop(runtime: OperatorRuntime, name: str) -> None:
     """Cycle every ``auction.intervalSeconds`` or sooner on change, while leading."""
-    if not runtime.serves(name):
-        await stopped.wait()
-        return
     scheduler = PoolScheduler(
         pool=name,
         cache=runtime.cache,
@@ -56,7 +59,7 @@ async def run_pool_loop(runtime: OperatorRuntime, name: str, stopped: kopf.Daemo
     )
     logger.info("scheduling loop for GPUPool %s started", name)
     try:
-        while not stopped:
+        while True:
             if runtime.may_schedule():
                 try:
                     await asyncio.to_thread(scheduler.run_once)
@@ -69,23 +72,36 @@ async def run_pool_loop(runtime: OperatorRuntime, name: str, stopped: kopf.Daemo
                 else DEFAULT_INTERVAL_S
             )
             await runtime.wakeups.wait(name, timeout=interval)
-            await stopped.wait(runtime.min_cycle_gap_s)
+            await asyncio.sleep(runtime.min_cycle_gap_s)
     finally:
         runtime.wakeups.forget(name)
         logger.info("scheduling loop for GPUPool %s stopped", name)
+
+
+async def supervise_pool_loops(runtime: OperatorRuntime) -> None:
+    """One loop per GPUPool this replica serves: started when it appears, cancelled when
+    it goes."""
+    loops: dict[str, asyncio.Task[None]] = {}
+    try:
+        while True:
+            wanted = {name for name in runtime.cache.pool_names() if runtime.serves(name)}
+            for name in sorted(wanted - loops.keys()):
+                loops[name] = asyncio.create_task(
+                    run_pool_loop(runtime, name), name=f"gpupool-loop-{name}"
+                )
+            for name in sorted(loops.keys() - wanted):
+                loops.pop(name).cancel()
+            for name, task in list(loops.items()):
+                if task.done():  # crashed: restarted on the next pass
+                    del loops[name]
+            await runtime.wakeups.wait(SUPERVISOR, timeout=1.0)
+    finally:
+        for task in loops.values():
+            task.cancel()
+        await asyncio.gather(*loops.values(), return_exceptions=True)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(names.GROUP, names.VERSION, names.POOL_PLURAL, registry=registry)
     def pool_event(event: Mapping[str, Any], body: Mapping[str, Any], memo: Any, **_: Any) -> None:
         on_pool_event(memo.runtime, event.get("type"), body)
-
-    @kopf.daemon(
-        names.GROUP,
-        names.VERSION,
-        names.POOL_PLURAL,
-        registry=registry,
-        cancellation_timeout=10.0,
-    )
-    async def pool_scheduler(name: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any) -> None:
-        await run_pool_loop(memo.runtime, name, stopped)

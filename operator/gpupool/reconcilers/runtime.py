@@ -22,6 +22,8 @@ from gpupool.state.snapshot import SnapshotSettings
 
 HOUSEKEEPING = ""
 """Wakeup key of the housekeeping loop (unknown pools, relists)."""
+SUPERVISOR = "/supervisor"
+"""Wakeup key of the task that starts and stops the per-pool loops (no pool has a '/')."""
 
 
 class Wakeups:
@@ -94,6 +96,17 @@ class OperatorRuntime:
 
     def serves(self, pool: str | None) -> bool:
         return pool is not None and (self.pools is None or pool in self.pools)
+
+    def answers_for(self, pool: str | None, namespace: str) -> bool:
+        """Whether this replica explains problems of a workload (its pool, or, for a pool
+        nobody serves, a namespace that is a tenant of a pool this replica serves)."""
+        if self.pools is None or self.serves(pool):
+            return True
+        for name in self.pools:
+            record = self.cache.pool(name)
+            if record is not None and any(t.namespace == namespace for t in record.spec.tenants):
+                return True
+        return False
 
     def may_schedule(self) -> bool:
         return self.synced.is_set() and self.elector.is_leader
