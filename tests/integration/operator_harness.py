@@ -197,6 +197,10 @@ class Scenario:
         found: dict[str, Any] = json.loads(result.stdout)
         return found
 
+    def kubectl_json(self, *args: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.kubectl(*args, "-o", "json").stdout)
+        return found
+
     def job(self, name: str, tenant: str) -> dict[str, Any]:
         found = self.get("trainingjob", name, self.ns(tenant))
         assert found is not None, f"TrainingJob {name} not found"
