@@ -13,36 +13,34 @@ import pytest
 
 from tests.unit.chart.helm import Manifest, by_kind, one, render
 
-# (API group, resource, verb) the operator's code performs (gpupool.k8s.client and kopf).
+# (API group, resource, verb) the operator performs: gpupool.k8s.client's requests and
+# kopf's watches (list + watch) and finalizer patches; the integration test runs it.
 OPERATOR_NEEDS = [
     ("gpupool.io", "gpupools", "list"),
     ("gpupool.io", "gpupools", "watch"),
     ("gpupool.io", "gpupools", "patch"),
     ("gpupool.io", "trainingjobs", "list"),
     ("gpupool.io", "trainingjobs", "watch"),
-    ("gpupool.io", "trainingjobs", "patch"),
     ("gpupool.io", "trainingjobs", "delete"),
     ("gpupool.io", "inferenceservices", "list"),
     ("gpupool.io", "inferenceservices", "watch"),
+    ("gpupool.io", "inferenceservices", "delete"),
     ("gpupool.io", "gpupools/status", "patch"),
     ("gpupool.io", "trainingjobs/status", "patch"),
     ("gpupool.io", "inferenceservices/status", "patch"),
+    ("gpupool.io", "trainingjobs/finalizers", "update"),
+    ("gpupool.io", "inferenceservices/finalizers", "update"),
     ("", "pods", "create"),
     ("", "pods", "delete"),
-    ("", "pods", "get"),
     ("", "pods", "list"),
     ("", "pods", "watch"),
     ("", "pods/binding", "create"),
-    ("", "pods/eviction", "create"),
     ("", "services", "create"),
     ("", "events", "create"),
-    ("", "events", "patch"),
-    ("events.k8s.io", "events", "create"),
-    ("", "nodes", "get"),
     ("", "nodes", "list"),
     ("", "nodes", "watch"),
-    ("", "namespaces", "list"),
-    ("", "namespaces", "watch"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
 ]
 
 # What neither may do: a compromised operator must not read credentials, change RBAC,
@@ -54,19 +52,26 @@ FORBIDDEN_TO_BOTH = [
     ("", "serviceaccounts/token", "create"),
     ("", "pods/exec", "create"),
     ("", "nodes", "delete"),
+    ("", "nodes/status", "patch"),
     ("rbac.authorization.k8s.io", "clusterroles", "create"),
     ("rbac.authorization.k8s.io", "clusterrolebindings", "create"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "update"),
     ("apps", "deployments", "create"),
 ]
 FORBIDDEN_TO_OPERATOR = [
     ("", "nodes", "patch"),
     ("", "nodes", "update"),
     ("", "pods", "update"),
+    ("", "pods", "patch"),
+    ("", "services", "delete"),
+    ("", "namespaces", "list"),  # only with operator.watchNamespaces
     ("gpupool.io", "gpupools", "delete"),
     ("gpupool.io", "gpupools", "create"),
+    ("gpupool.io", "trainingjobs", "create"),
+    ("gpupool.io", "trainingjobs", "patch"),
 ]
-AGENT_GRANTS = {("", "nodes", verb) for verb in ("get", "list", "watch", "patch")}
+AGENT_GRANTS = {("", "nodes", "get"), ("", "nodes", "patch")}
 
 
 def allows(rules: Sequence[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
@@ -132,7 +137,7 @@ def test_agent_may_not(manifests: list[Manifest], group: str, resource: str, ver
     assert not allows(role(manifests, "ClusterRole", "agent"), group, resource, verb)
 
 
-def test_agent_may_only_read_and_patch_nodes(manifests: list[Manifest]) -> None:
+def test_agent_may_only_read_and_annotate_nodes(manifests: list[Manifest]) -> None:
     assert grants(role(manifests, "ClusterRole", "agent")) == AGENT_GRANTS
 
 
@@ -178,3 +183,11 @@ def test_rbac_create_false_renders_no_rbac() -> None:
     kinds = {m["kind"] for m in manifests}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     assert len(by_kind(manifests, "ServiceAccount")) == 2
+
+
+def test_namespaces_are_readable_only_when_the_operator_is_told_which_to_watch() -> None:
+    manifests = render({"operator": {"watchNamespaces": ["team-a"]}})
+    rules = role(manifests, "ClusterRole", "operator")
+    assert allows(rules, "", "namespaces", "list")
+    assert allows(rules, "", "namespaces", "watch")
+    assert not allows(rules, "", "namespaces", "create")
