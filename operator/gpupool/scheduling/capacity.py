@@ -34,6 +34,7 @@ class NodeState:
 
     __slots__ = (
         "bad",
+        "best_domain_free",
         "device",
         "domain",
         "domain_size",
@@ -85,6 +86,8 @@ class NodeState:
         self.rel_d = [0] * len(self.domain_size)
         self.free = 0
         self.rel = 0
+        self.best_domain_free = 0
+        """Most free GPUs inside one NVLink domain (what a one-replica best fit needs)."""
 
     def recount(self) -> None:
         free_d = [0] * len(self.domain_size)
@@ -99,6 +102,7 @@ class NodeState:
         self.rel_d = rel_d
         self.free = sum(free_d)
         self.rel = sum(rel_d)
+        self.best_domain_free = max(free_d) if free_d else 0
 
     def replica_capacity(self, gpus_per_replica: int, *, with_releasing: bool) -> int:
         """How many replicas of ``gpus_per_replica`` GPUs fit here (one NVLink domain each)."""
@@ -125,12 +129,20 @@ class ClusterState:
         self.free_buckets: list[dict[NodeState, None]] = [
             {} for _ in range(self.max_gpus_per_node + 1)
         ]
+        self.domain_buckets: list[dict[NodeState, None]] = [
+            {} for _ in range(self.max_gpus_per_node + 1)
+        ]
+        """Nodes by ``best_domain_free``: any node in bucket k >= g holds a g-GPU replica."""
+        self.smallest_domain_limit = min((ns.max_domain_size for ns in self.nodes), default=0)
         self.rel_nodes: dict[NodeState, None] = {}
         self.shared: dict[tuple[NodeState, int], None] = {}
         self.free_total = 0
         self.rel_total = 0
         self.usable_total = 0
         self.max_usable_per_node = 0
+        self.version = 0
+        """Bumped on every change, so derived totals can be cached safely."""
+        self._capacity_cache: dict[tuple[int, bool], tuple[int, int]] = {}
 
     # -- building -----------------------------------------------------------------------
 
@@ -194,6 +206,7 @@ class ClusterState:
             self.usable_total += usable
             self.max_usable_per_node = max(self.max_usable_per_node, usable)
             self.free_buckets[ns.free][ns] = None
+            self.domain_buckets[ns.best_domain_free][ns] = None
             self.free_total += ns.free
             if ns.rel:
                 self.rel_nodes[ns] = None
@@ -203,6 +216,7 @@ class ClusterState:
 
     def set_slots(self, ns: NodeState, slots: Iterable[int], new_state: int) -> None:
         """Move whole-GPU slots of one node to ``new_state``, keeping counters exact."""
+        self.version += 1
         old_free = ns.free
         old_rel = ns.rel
         status = ns.status
@@ -222,9 +236,15 @@ class ClusterState:
                 rel_d[domain[slot]] += 1
         ns.free = sum(free_d)
         ns.rel = sum(rel_d)
+        best = max(free_d)
+        if best != ns.best_domain_free:
+            del self.domain_buckets[ns.best_domain_free][ns]
+            self.domain_buckets[best][ns] = None
+            ns.best_domain_free = best
         if ns.free != old_free:
             del self.free_buckets[old_free][ns]
             self.free_buckets[ns.free][ns] = None
+            self.domain_buckets[ns.best_domain_free][ns] = None
             self.free_total += ns.free - old_free
         if ns.rel != old_rel:
             self.rel_total += ns.rel - old_rel
@@ -233,7 +253,27 @@ class ClusterState:
             else:
                 self.rel_nodes.pop(ns, None)
 
+    def cached_capacity(self, gpus_per_replica: int, *, with_releasing: bool) -> int:
+        """Replicas of this size the pool could host now (cached until the next change)."""
+        key = (gpus_per_replica, with_releasing)
+        cached = self._capacity_cache.get(key)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        total = 0
+        for k in range(gpus_per_replica, len(self.free_buckets)):
+            for ns in self.free_buckets[k]:
+                if with_releasing and ns.rel:
+                    continue
+                total += ns.replica_capacity(gpus_per_replica, with_releasing=False)
+        if with_releasing:
+            for ns in self.rel_nodes:
+                if ns.schedulable:
+                    total += ns.replica_capacity(gpus_per_replica, with_releasing=True)
+        self._capacity_cache[key] = (self.version, total)
+        return total
+
     def add_share(self, ns: NodeState, slot: int, fraction: float, memory_mib: int) -> None:
+        self.version += 1
         if ns.status[slot] == FREE:
             self.set_slots(ns, (slot,), SHARED)
         ns.share_used[slot] += fraction

@@ -40,5 +40,8 @@ class PoolConfig:
     """A borrower is not preempted by a higher bid before running this long (anti-thrash)."""
     credit_horizon_s: float = 3600.0
     """A bid is capped so the tenant's balance can pay it for this long."""
+    preemption_visit_budget: int = 30_000
+    """Victims a cycle may examine while searching preemption plans; bounds the cost of
+    a cycle on a huge pool. Candidates left when it runs out wait for the next cycle."""
     health: HealthThresholds = field(default_factory=HealthThresholds)
     fairness: FairnessAgentConfig = field(default_factory=FairnessAgentConfig)

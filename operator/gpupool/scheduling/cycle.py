@@ -16,7 +16,8 @@ Stages (SCHEDULING.md, "One cycle"):
 Order in which pending workloads are considered (total; last tie broken by UID):
 
 1. higher tier first;
-2. inside the tenant's guarantee before borrowing;
+2. inside the tenant's guarantee before borrowing (first-fit per tenant, in the
+   order of criteria 3-5);
 3. higher effective bid per GPU-hour first (greedy by bid density);
 4. earlier submission first;
 5. UID.
@@ -25,19 +26,12 @@ Capacity seen by a workload only shrinks along this order, so a gang shape that
 found no room (even with preemption) is not searched again in the same phase
 (same tier and guarantee class): everything after it gets its reason from
 aggregate counters. That, and the free-capacity buckets, keep a cycle over
-4,000 nodes and 50,000 workloads well under a second.
+4,000 nodes and 50,000 workloads cheap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from gpupool.scheduling.auction import (
-    borrower_price,
-    clearing_price,
-    effective_bid,
-    raw_bid,
-)
+from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import RELEASING, USED, ClusterState
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.decisions import (
@@ -61,25 +55,16 @@ from gpupool.scheduling.preemption import (
 )
 from gpupool.scheduling.snapshot import Snapshot
 
+_EPSILON = 1e-9
 _CAPACITY_CODES = (WaitCode.NO_CAPACITY, WaitCode.NO_PLACEMENT)
 
+_Entry = tuple[Workload, float, bool, float]
+"""A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
+smallest allowed gang)."""
 
-@dataclass(slots=True)
-class _Candidate:
-    workload: Workload
-    bid: float
-    guaranteed: bool
-    min_gpus: float
-
-
-@dataclass(slots=True)
-class _Loss:
-    workload: Workload
-    code: WaitCode
-    needed: float
-    free_at_tier: float
-    bid: float
-    borrower: bool
+_Loss = tuple[Workload, WaitCode, float, float, float, bool]
+"""A workload that found no GPUs: (workload, code, GPUs needed, GPUs free at its tier,
+bid, borrower)."""
 
 
 def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
@@ -92,34 +77,49 @@ def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
 
 
 class _Cycle:
+    """Scratch state of one ``run_cycle`` call (never outlives it)."""
+
     def __init__(self, snapshot: Snapshot, config: PoolConfig) -> None:
         self.snapshot = snapshot
         self.config = config
         self.now = snapshot.now
         self.tenants = snapshot.tenants
+        self.bidder = Bidder(snapshot.now, config)
         self.state = ClusterState(snapshot.nodes, config.health)
         self.preemptions: dict[WorkloadUid, Preemption] = {}
         self.bindings: dict[WorkloadUid, Placement] = {}
         self.prices: dict[WorkloadUid, float] = {}
         self.bids: dict[WorkloadUid, float] = {}
-        self.losses: list[_Loss] = []
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
+        self.losses: list[_Loss] = []
         self.pending: list[Workload] = []
-        self.running: list[Workload] = []
-        self.borrower_bids: dict[WorkloadUid, float] = {}
-        self.winners: list[tuple[WorkloadUid, float, bool]] = []
-        self.victim_index: VictimIndex | None = None
-        self.victim_pool: list[Victim] = []
+        self.running: list[tuple[Workload, float]] = []
+        self.survivors: list[tuple[Workload, float, bool, float | None]] = []
+        """Running workloads keeping their GPUs so far: (workload, GPUs, guaranteed, bid)."""
+        self.borrowers: list[tuple[WorkloadUid, int, float]] = []
+        """Running borrowers: (uid, tier, bid)."""
+        self.winners: list[tuple[WorkloadUid, int, float, bool]] = []
+        """Bound this cycle: (uid, tier, bid, guaranteed)."""
         self.class_gpus: dict[tuple[int, bool], float] = {}
+        """GPUs held by running workloads per (tier, inside guarantee)."""
         self.tenant_used: dict[TenantName, float] = {}
+        self.guaranteed_used: dict[TenantName, float] = {}
+        self.victim_index: VictimIndex | None = None
+
+    def run(self) -> Decisions:
+        self.index_snapshot()
+        self.classify_running()
+        ordered = self.order_pending()
+        self.place_pending(ordered)
+        return self.finish(ordered)
 
     # -- stage 1: snapshot -> capacity index, health filter ------------------------------
 
     def index_snapshot(self) -> None:
         state = self.state
-        now = self.now
         for workload in self.snapshot.workloads.values():
-            if workload.allocation is None:
+            allocation = workload.allocation
+            if allocation is None:
                 self.pending.append(workload)
                 continue
             slots = state.slots_of(workload)
@@ -142,96 +142,109 @@ class _Cycle:
                     uid=workload.uid,
                     cause=PreemptionCause.UNHEALTHY_GPU,
                     reason=f"{problem}; restarting from its last checkpoint",
-                    grace_deadline=now,
+                    grace_deadline=self.now,
                 )
                 if slots:
                     state.occupy(workload, slots, RELEASING)
                 continue
             assert slots is not None
             state.occupy(workload, slots, USED)
-            self.running.append(workload)
+            share = workload.gpu_share
+            per_replica = workload.gpus_per_replica if share is None else share.fraction
+            self.running.append((workload, len(allocation.replicas) * per_replica))
         state.finish_build()
 
     # -- stage 3/4: guarantees and bids of running workloads -----------------------------
 
     def classify_running(self) -> None:
-        inside, _, used = split_running(self.running, self.tenants)
-        self.inside = inside
-        self.tenant_used = used
-        self.guaranteed_used: dict[TenantName, float] = {}
+        inside, self.guaranteed_used, self.tenant_used = split_running(self.running, self.tenants)
         config = self.config
         now = self.now
         reserve = config.reserve_price_per_gpu_hour
-        for workload in self.running:
-            guaranteed = workload.uid in inside
-            gpus = workload.allocated_gpus()
-            if guaranteed:
-                name = workload.tenant
-                self.guaranteed_used[name] = self.guaranteed_used.get(name, 0.0) + gpus
-                bid = raw_bid(workload, now, config)
-                self.prices[workload.uid] = 0.0
-            else:
-                tenant = self.tenants.get(workload.tenant)
-                bid = (
-                    raw_bid(workload, now, config)
-                    if tenant is None
-                    else effective_bid(workload, tenant, gpus, now, config)
-                )
-                self.bids[workload.uid] = bid
-                self.borrower_bids[workload.uid] = bid
-                allocation = workload.allocation
-                assert allocation is not None
-                if (
-                    tenant is not None
-                    and bid < reserve
-                    and now - allocation.started_at >= config.min_runtime_s
-                ):
-                    self._preempt_for_credits(workload, tenant)
-                    continue
-            key = (int(workload.tier), guaranteed)
-            self.class_gpus[key] = self.class_gpus.get(key, 0.0) + gpus
-            self.victim_pool.append(make_victim(workload, guaranteed=guaranteed, bid=bid, now=now))
+        min_runtime_s = config.min_runtime_s
+        tenants = self.tenants
+        prices = self.prices
+        bids = self.bids
+        class_gpus = self.class_gpus
+        survivors = self.survivors
+        borrowers = self.borrowers
+        bidder = self.bidder
+        for workload, gpus in self.running:
+            uid = workload.uid
+            tier = int(workload.tier)
+            if uid in inside:
+                prices[uid] = 0.0
+                key = (tier, True)
+                class_gpus[key] = class_gpus.get(key, 0.0) + gpus
+                survivors.append((workload, gpus, True, None))
+                continue
+            tenant = tenants.get(workload.tenant)
+            bid = (
+                bidder.raw(workload) if tenant is None else bidder.effective(workload, tenant, gpus)
+            )
+            bids[uid] = bid
+            allocation = workload.allocation
+            assert allocation is not None
+            if (
+                tenant is not None
+                and bid < reserve
+                and now - allocation.started_at >= (min_runtime_s)
+            ):
+                self._preempt_for_credits(workload, tenant, gpus)
+                continue
+            key = (tier, False)
+            class_gpus[key] = class_gpus.get(key, 0.0) + gpus
+            survivors.append((workload, gpus, False, bid))
+            borrowers.append((uid, tier, bid))
 
-    def _preempt_for_credits(self, workload: Workload, tenant: Tenant) -> None:
+    def _preempt_for_credits(self, workload: Workload, tenant: Tenant, gpus: float) -> None:
         uid = workload.uid
-        self.borrower_bids.pop(uid, None)
         self.preemptions[uid] = Preemption(
             uid=uid,
             cause=PreemptionCause.CREDITS_EXHAUSTED,
             reason=(
                 f"tenant {tenant.name} has {tenant.credit_balance:.3g} credits, not enough "
-                f"for the reserve price of its {workload.allocated_gpus():g} borrowed GPUs"
+                f"for the reserve price of its {gpus:g} borrowed GPUs"
             ),
             grace_deadline=self.now + self.config.grace_period_s,
         )
-        self.tenant_used[workload.tenant] -= workload.allocated_gpus()
-        release_victim(self.state, make_victim(workload, guaranteed=False, bid=0.0, now=self.now))
+        self.tenant_used[workload.tenant] -= gpus
+        release_victim(
+            self.state, make_victim(workload, guaranteed=False, bid=0.0, gpus=gpus, now=self.now)
+        )
 
     def _victims(self) -> VictimIndex:
         if self.victim_index is None:
-            self.victim_index = VictimIndex(self.victim_pool)
+            self.victim_index = VictimIndex(
+                self.survivors,
+                bid_of=self.bidder.raw,
+                now=self.now,
+                visit_budget=self.config.preemption_visit_budget,
+            )
         return self.victim_index
 
-    # -- stage 2-5: order pending work and place it --------------------------------------
+    # -- stage 2-4: the order in which pending work is considered ------------------------
 
-    def order_pending(self) -> list[_Candidate]:
-        now = self.now
-        config = self.config
+    def order_pending(self) -> list[_Entry]:
         tenants = self.tenants
+        bidder = self.bidder
         keyed: list[tuple[int, float, float, str, Workload, float, float]] = []
         for workload in self.pending:
             tenant = tenants.get(workload.tenant)
             if tenant is None:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
                 continue
+            share = workload.gpu_share
+            per_replica = workload.gpus_per_replica if share is None else share.fraction
+            smallest = (
+                workload.replicas if workload.min_replicas is None else (workload.min_replicas)
+            )
             if not _valid_shape(workload):
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
                 continue
-            full = workload.requested_gpus
-            bid = effective_bid(workload, tenant, full, now, config)
-            minimum = workload.smallest_replica_count * workload.gpus_per_replica_units
+            bid = bidder.effective(workload, tenant, workload.replicas * per_replica)
             keyed.append(
                 (
                     -int(workload.tier),
@@ -240,16 +253,16 @@ class _Cycle:
                     workload.uid,
                     workload,
                     bid,
-                    minimum,
+                    smallest * per_replica,
                 )
             )
-        keyed.sort(key=_first_four)
+        keyed.sort()
         headroom = {
             name: tenant.guaranteed_gpus - self.guaranteed_used.get(name, 0.0)
             for name, tenant in tenants.items()
         }
-        ordered: list[_Candidate] = []
-        tier_borrowers: list[_Candidate] = []
+        ordered: list[_Entry] = []
+        tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
         for neg_tier, _, _, _, workload, bid, minimum in keyed:
             if neg_tier != current_tier:
@@ -260,74 +273,84 @@ class _Cycle:
             room = headroom[workload.tenant]
             if full <= room:
                 headroom[workload.tenant] = room - full
-                ordered.append(_Candidate(workload, bid, True, minimum))
+                ordered.append((workload, bid, True, minimum))
             else:
-                tier_borrowers.append(_Candidate(workload, bid, False, minimum))
+                tier_borrowers.append((workload, bid, False, minimum))
         ordered.extend(tier_borrowers)
         return ordered
 
-    def place_pending(self, ordered: list[_Candidate]) -> None:
+    # -- stage 5/6: placement and preemption ----------------------------------------------
+
+    def place_pending(self, ordered: list[_Entry]) -> None:
         state = self.state
-        config = self.config
-        reserve = config.reserve_price_per_gpu_hour
-        failed: set[tuple[int, float, int, int, int]] = set()
-        phase: tuple[int, bool] | None = None
+        reserve = self.config.reserve_price_per_gpu_hour
         used = self.tenant_used
         tenants = self.tenants
-        for candidate in ordered:
-            workload = candidate.workload
+        bids = self.bids
+        losses = self.losses
+        failed: set[tuple[int, float, int, int, int]] = set()
+        phase: tuple[int, bool] | None = None
+        reach = shown = 0.0
+        preemptions_seen = -1
+        for entry in ordered:
+            workload, bid, guaranteed, minimum = entry
             tier = int(workload.tier)
-            guaranteed = candidate.guaranteed
-            if (tier, guaranteed) != phase:
+            if (tier, guaranteed) != phase or len(self.preemptions) != preemptions_seen:
+                if (tier, guaranteed) != phase:
+                    failed.clear()
                 phase = (tier, guaranteed)
-                failed.clear()
-            tenant = tenants[workload.tenant]
-            bid = candidate.bid
-            minimum = candidate.min_gpus
+                preemptions_seen = len(self.preemptions)
+                reach, shown = self._preemptible(tier, guaranteed)
             if not guaranteed:
-                self.bids[workload.uid] = bid
+                bids[workload.uid] = bid
+            tenant = tenants[workload.tenant]
             if tenant.max_gpus is not None and used.get(workload.tenant, 0.0) + minimum > (
-                tenant.max_gpus + 1e-9
+                tenant.max_gpus + _EPSILON
             ):
                 self._wait_fixed(workload, WaitCode.OVER_TENANT_MAX, minimum)
                 continue
             if not guaranteed and bid < reserve:
-                raw = raw_bid(workload, self.now, config)
-                code = WaitCode.NO_CREDITS if raw >= reserve else WaitCode.BELOW_RESERVE
-                self.losses.append(_Loss(workload, code, minimum, 0.0, bid, True))
+                code = (
+                    WaitCode.NO_CREDITS
+                    if self.bidder.raw(workload) >= reserve
+                    else WaitCode.BELOW_RESERVE
+                )
+                losses.append((workload, code, minimum, 0.0, bid, True))
                 continue
             share = workload.gpu_share
             g = workload.gpus_per_replica if share is None else 1
-            if minimum > state.usable_total + 1e-9 or g > state.max_usable_per_node:
+            if minimum > state.usable_total + _EPSILON or g > state.max_usable_per_node:
                 self._wait_fixed(workload, WaitCode.TOO_LARGE, minimum)
                 continue
+            available = state.free_total + state.rel_total
             shape = (
                 g,
                 0.0 if share is None else share.fraction,
                 0 if share is None else share.memory_mib,
-                workload.smallest_replica_count,
+                workload.replicas if workload.min_replicas is None else workload.min_replicas,
                 1 if workload.kind is WorkloadKind.INFERENCE else 0,
             )
-            free_at_tier = (
-                state.free_total + state.rel_total + self._preemptible_gpus(tier, guaranteed, bid)
+            fits_somewhere = available + reach + _EPSILON >= minimum or (
+                share is not None and state.shared
             )
-            if shape in failed or free_at_tier + 1e-9 < minimum:
-                self._lose(workload, minimum, free_at_tier, bid, guaranteed)
-                continue
-            if self._try_place(candidate, tier, g):
-                used[workload.tenant] = used.get(workload.tenant, 0.0) + (
-                    self._placed_gpus(workload)
-                )
-                continue
-            failed.add(shape)
-            self._lose(workload, minimum, free_at_tier, bid, guaranteed)
+            if fits_somewhere and shape not in failed:
+                if self._try_place(entry, tier, g, reach):
+                    used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
+                        workload
+                    )
+                    continue
+                failed.add(shape)
+            code = (
+                WaitCode.NO_PLACEMENT if available + _EPSILON >= minimum else (WaitCode.NO_CAPACITY)
+            )
+            losses.append((workload, code, minimum, available + shown, bid, not guaranteed))
 
-    def _try_place(self, candidate: _Candidate, tier: int, g: int) -> bool:
-        workload = candidate.workload
+    def _try_place(self, entry: _Entry, tier: int, g: int, reach: float) -> bool:
+        workload, bid, guaranteed, _ = entry
         state = self.state
         spread = workload.kind is WorkloadKind.INFERENCE
         share = workload.gpu_share
-        smallest = workload.smallest_replica_count
+        smallest = workload.replicas if workload.min_replicas is None else workload.min_replicas
         plan: Plan | None
         if share is not None:
             plan = place_shares(state, share=share, replicas=workload.replicas, spread=spread)
@@ -342,10 +365,7 @@ class _Cycle:
                 with_releasing=False,
             )
             if plan is None and smallest < workload.replicas:
-                fits = min(
-                    workload.replicas - 1,
-                    total_capacity(state, g, with_releasing=False),
-                )
+                fits = min(workload.replicas - 1, total_capacity(state, g, with_releasing=False))
                 if fits >= smallest:
                     plan = place_whole(
                         state,
@@ -355,28 +375,25 @@ class _Cycle:
                         with_releasing=False,
                     )
         if plan is not None:
-            self._bind(candidate, plan)
+            self.bindings[workload.uid] = plan.placement()
+            self.winners.append((workload.uid, tier, bid, guaranteed))
             return True
+        # Whole GPUs being released (by earlier preemptions) may be claimed, in order.
         if state.rel_total > 0:
             plan = place_whole(
-                state,
-                gpus_per_replica=g,
-                replicas=smallest,
-                spread=spread,
-                with_releasing=True,
+                state, gpus_per_replica=g, replicas=smallest, spread=spread, with_releasing=True
             )
             if plan is not None:
-                self._await(workload, smallest * workload.gpus_per_replica_units)
+                self._await(workload, smallest)
                 return True
-        if self._preemptible_gpus(tier, candidate.guaranteed, candidate.bid) <= 0:
+        if reach <= 0:
             return False
-        index = self._victims()
         victims = find_victims(
             state,
-            index,
+            self._victims(),
             tier=tier,
-            guaranteed=candidate.guaranteed,
-            bid=candidate.bid,
+            guaranteed=guaranteed,
+            bid=bid,
             gpus_per_replica=g,
             replicas=smallest,
             now=self.now,
@@ -391,28 +408,22 @@ class _Cycle:
         )
         if plan is None:  # pragma: no cover - the victim search and placement agree
             return False
-        self._await(workload, smallest * workload.gpus_per_replica_units)
+        self._await(workload, smallest)
         return True
 
-    def _placed_gpus(self, workload: Workload) -> float:
+    def _taken_gpus(self, workload: Workload) -> float:
         placement = self.bindings.get(workload.uid)
-        if placement is None:
-            return workload.smallest_replica_count * workload.gpus_per_replica_units
-        return len(placement) * workload.gpus_per_replica_units
+        replicas = len(placement) if placement is not None else workload.smallest_replica_count
+        return replicas * workload.gpus_per_replica_units
 
-    def _bind(self, candidate: _Candidate, plan: Plan) -> None:
-        uid = candidate.workload.uid
-        self.bindings[uid] = plan.placement()
-        self.winners.append((uid, candidate.bid, candidate.guaranteed))
-
-    def _await(self, workload: Workload, gpus: float) -> None:
-        self._wait_fixed(workload, WaitCode.AWAITING_RELEASE, gpus)
+    def _await(self, workload: Workload, replicas: int) -> None:
+        self._wait_fixed(
+            workload, WaitCode.AWAITING_RELEASE, replicas * workload.gpus_per_replica_units
+        )
 
     def _preempt(self, victim: Victim, cause: PreemptionCause, preemptor: Workload) -> None:
-        index = self._victims()
-        index.taken.add(victim.uid)
+        self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
-        self.borrower_bids.pop(victim.uid, None)
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)
@@ -429,19 +440,24 @@ class _Cycle:
             preemptor=preemptor.uid,
         )
 
-    def _preemptible_gpus(self, tier: int, guaranteed: bool, bid: float) -> float:
-        if self.victim_index is not None:
-            return self.victim_index.eligible_gpus_upper_bound(
-                tier=tier, guaranteed=guaranteed, bid=bid
-            )
-        total = 0.0
-        for (victim_tier, victim_guaranteed), gpus in self.class_gpus.items():
-            lower_tier = victim_tier < tier and (guaranteed or not victim_guaranteed)
-            if lower_tier or (victim_tier == tier and not victim_guaranteed):
-                total += gpus
-        return total
+    def _preemptible(self, tier: int, guaranteed: bool) -> tuple[float, float]:
+        """GPUs a phase may reach by preemption: (upper bound for the search, shown).
 
-    # -- stage 7: reasons and prices -----------------------------------------------------
+        ``shown`` leaves out same-tier borrowers a borrower would have to outbid (its
+        reason says bid and price instead).
+        """
+        reach = shown = 0.0
+        for (victim_tier, victim_guaranteed), gpus in self.class_gpus.items():
+            if victim_tier < tier and (guaranteed or not victim_guaranteed):
+                reach += gpus
+                shown += gpus
+            elif victim_tier == tier and not victim_guaranteed:
+                reach += gpus
+                if guaranteed:
+                    shown += gpus
+        return max(0.0, reach), max(0.0, shown)
+
+    # -- stage 7: prices and reasons -------------------------------------------------------
 
     def _wait_fixed(
         self, workload: Workload, code: WaitCode, needed: float, detail: str = ""
@@ -450,98 +466,74 @@ class _Cycle:
             code, needed, 0.0, workload.tier, 0.0, 0.0, detail
         )
 
-    def _lose(
-        self,
-        workload: Workload,
-        needed: float,
-        free_at_tier: float,
-        bid: float,
-        guaranteed: bool,
-    ) -> None:
-        code = (
-            WaitCode.NO_PLACEMENT
-            if self.state.free_total + 1e-9 >= needed
-            else WaitCode.NO_CAPACITY
-        )
-        self.losses.append(_Loss(workload, code, needed, free_at_tier, bid, not guaranteed))
-
-    def finish(self) -> Decisions:
+    def finish(self, ordered: list[_Entry]) -> Decisions:
         reserve = self.config.reserve_price_per_gpu_hour
         highest_losing: float | None = None
-        for loss in self.losses:
+        for _, code, _, _, bid, borrower in self.losses:
             if (
-                loss.borrower
-                and loss.code in _CAPACITY_CODES
-                and (highest_losing is None or loss.bid > highest_losing)
+                borrower
+                and code in _CAPACITY_CODES
+                and (highest_losing is None or bid > highest_losing)
             ):
-                highest_losing = loss.bid
+                highest_losing = bid
         price = clearing_price(reserve, highest_losing)
+        prices = self.prices
+        preempted = self.preemptions
         ask: dict[int, float] = {}
-        for uid, bid in self.borrower_bids.items():
-            self.prices[uid] = borrower_price(bid, price)
-            tier = int(self.snapshot.workloads[uid].tier)
+        for uid, tier, bid in self.borrowers:
+            if uid in preempted:
+                continue
+            prices[uid] = borrower_price(bid, price)
             if bid < ask.get(tier, float("inf")):
                 ask[tier] = bid
-        for uid, bid, guaranteed in self.winners:
+        for uid, tier, bid, guaranteed in self.winners:
             if guaranteed:
-                self.prices[uid] = 0.0
-            else:
-                self.prices[uid] = borrower_price(bid, price)
-                tier = int(self.snapshot.workloads[uid].tier)
-                if bid < ask.get(tier, float("inf")):
-                    ask[tier] = bid
+                prices[uid] = 0.0
+                continue
+            prices[uid] = borrower_price(bid, price)
+            if bid < ask.get(tier, float("inf")):
+                ask[tier] = bid
         waiting = self.waiting
-        for loss in self.losses:
-            workload = loss.workload
-            code = loss.code
+        exhausted = self.victim_index is not None and self.victim_index.exhausted
+        for workload, loss_code, needed, free_at_tier, bid, borrower in self.losses:
+            code = loss_code
             shown_price = 0.0
             detail = ""
-            if code in (WaitCode.BELOW_RESERVE, WaitCode.NO_CREDITS):
+            if code is WaitCode.BELOW_RESERVE or code is WaitCode.NO_CREDITS:
                 shown_price = reserve
-            elif loss.borrower:
+            elif borrower:
                 lowest = ask.get(int(workload.tier))
-                shown_price = max(reserve, lowest if lowest is not None else reserve)
-                if lowest is not None and loss.bid < lowest and code is WaitCode.NO_CAPACITY:
-                    code = WaitCode.OUTBID
-                elif lowest is not None and code is WaitCode.NO_CAPACITY:
-                    detail = "lower bidders are still inside their minimum runtime"
+                if lowest is None:
+                    shown_price = reserve
+                else:
+                    shown_price = lowest if lowest > reserve else reserve
+                    if bid < lowest and code is WaitCode.NO_CAPACITY:
+                        code = WaitCode.OUTBID
+                    elif code is WaitCode.NO_CAPACITY:
+                        detail = "lower bidders are inside their minimum runtime"
+            if exhausted and code in _CAPACITY_CODES:
+                detail = "preemption search budget of this cycle used up; next cycle"
             waiting[workload.uid] = WaitingReason(
-                code,
-                loss.needed,
-                loss.free_at_tier,
-                workload.tier,
-                loss.bid,
-                shown_price,
-                detail,
+                code, needed, free_at_tier, workload.tier, bid, shown_price, detail
             )
-        positions = {uid: position for position, uid in enumerate(self._queue_order(), 1)}
+        positions: dict[WorkloadUid, int] = {}
+        for entry in ordered:
+            uid = entry[0].uid
+            if uid in waiting:
+                positions[uid] = len(positions) + 1
+        for uid in waiting:
+            if uid not in positions:
+                positions[uid] = len(positions) + 1
         return Decisions(
             now=self.now,
             bindings=self.bindings,
             preemptions=self.preemptions,
             clearing_price_per_gpu_hour=price,
-            prices=self.prices,
+            prices=prices,
             bids=self.bids,
             waiting=waiting,
             queue_positions=positions,
         )
-
-    def _queue_order(self) -> list[WorkloadUid]:
-        return [uid for uid in self.order_uids if uid in self.waiting]
-
-    def run(self) -> Decisions:
-        self.index_snapshot()
-        self.classify_running()
-        ordered = self.order_pending()
-        self.order_uids = [candidate.workload.uid for candidate in ordered]
-        self.place_pending(ordered)
-        return self.finish()
-
-
-def _first_four(
-    row: tuple[int, float, float, str, Workload, float, float],
-) -> tuple[int, float, float, str]:
-    return row[0], row[1], row[2], row[3]
 
 
 def _valid_shape(workload: Workload) -> bool:

@@ -20,27 +20,35 @@ from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
 
 
 def split_running(
-    running: Iterable[Workload], tenants: Mapping[TenantName, Tenant]
+    running: Iterable[tuple[Workload, float]], tenants: Mapping[TenantName, Tenant]
 ) -> tuple[set[WorkloadUid], dict[TenantName, float], dict[TenantName, float]]:
-    """``(uids inside their guarantee, guaranteed GPUs used, all GPUs used)`` per tenant."""
-    by_tenant: dict[TenantName, list[Workload]] = {}
+    """``(uids inside their guarantee, guaranteed GPUs used, all GPUs used)`` per tenant.
+
+    ``running`` pairs each running workload with the GPUs it holds.
+    """
+    by_tenant: dict[TenantName, list[tuple[Workload, float]]] = {}
     used: dict[TenantName, float] = {}
-    for workload in running:
-        by_tenant.setdefault(workload.tenant, []).append(workload)
-        used[workload.tenant] = used.get(workload.tenant, 0.0) + workload.allocated_gpus()
+    for pair in running:
+        name = pair[0].tenant
+        members = by_tenant.get(name)
+        if members is None:
+            by_tenant[name] = [pair]
+            used[name] = pair[1]
+        else:
+            members.append(pair)
+            used[name] += pair[1]
     inside: set[WorkloadUid] = set()
     guaranteed_used: dict[TenantName, float] = {}
-    for name, workloads in by_tenant.items():
+    for name, members in by_tenant.items():
         tenant = tenants.get(name)
         guarantee = float(tenant.guaranteed_gpus) if tenant is not None else 0.0
         if used[name] <= guarantee:
-            inside.update(w.uid for w in workloads)
+            inside.update(w.uid for w, _ in members)
             guaranteed_used[name] = used[name]
             continue
-        workloads.sort(key=_guarantee_order)
+        members.sort(key=_guarantee_order)
         total = 0.0
-        for workload in workloads:
-            gpus = workload.allocated_gpus()
+        for workload, gpus in members:
             if total + gpus <= guarantee:
                 total += gpus
                 inside.add(workload.uid)
@@ -48,7 +56,8 @@ def split_running(
     return inside, guaranteed_used, used
 
 
-def _guarantee_order(workload: Workload) -> tuple[int, float, str]:
+def _guarantee_order(pair: tuple[Workload, float]) -> tuple[int, float, str]:
+    workload = pair[0]
     allocation = workload.allocation
     started = allocation.started_at if allocation is not None else 0.0
     return (-int(workload.tier), started, workload.uid)

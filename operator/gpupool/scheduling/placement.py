@@ -142,18 +142,7 @@ def place_shares(
 
 def total_capacity(state: ClusterState, gpus_per_replica: int, *, with_releasing: bool) -> int:
     """Replicas of this size the whole pool could host now (sums nodes with room)."""
-    g = gpus_per_replica
-    total = 0
-    buckets = state.free_buckets
-    for k in range(g, len(buckets)):
-        for ns in buckets[k]:
-            if with_releasing and ns.rel:
-                continue
-            total += ns.replica_capacity(g, with_releasing=False)
-    if with_releasing:
-        for ns in state.rel_nodes:
-            total += ns.replica_capacity(g, with_releasing=True)
-    return total
+    return state.cached_capacity(gpus_per_replica, with_releasing=with_releasing)
 
 
 # -- searches -----------------------------------------------------------------------------
@@ -166,19 +155,35 @@ def _best_fit(
     with_releasing: bool,
     exclude: set[NodeState] | tuple[()],
 ) -> NodeState | None:
-    """The node with the least room that still holds ``count`` replicas of ``g`` GPUs."""
-    best: NodeState | None = None
-    best_room = math.inf
+    """The node with the least room that still holds ``count`` replicas of ``g`` GPUs.
+
+    With ``with_releasing``, nodes whose releasing GPUs make the difference come first
+    (claiming what preemptions free is the point of that search).
+    """
     if with_releasing:
+        best: NodeState | None = None
+        best_room = math.inf
         for ns in state.rel_nodes:
             if ns in exclude or not ns.schedulable:
                 continue
             room = ns.free + ns.rel
             if room < best_room and ns.replica_capacity(g, with_releasing=True) >= count:
                 best, best_room = ns, room
+        if best is not None:
+            return best
+    if count == 1:
+        domain_buckets = state.domain_buckets
+        for k in range(g, len(domain_buckets)):
+            for ns in domain_buckets[k]:
+                if exclude and ns in exclude:
+                    continue
+                if with_releasing and ns.rel:
+                    continue
+                return ns
+        if g <= state.smallest_domain_limit:
+            return None  # no node lets a replica span NVLink domains for this size
     buckets = state.free_buckets
-    top = len(buckets) if best is None else min(len(buckets), int(best_room))
-    for k in range(count * g, top):
+    for k in range(count * g, len(buckets)):
         for ns in buckets[k]:
             if exclude and ns in exclude:
                 continue
@@ -186,7 +191,7 @@ def _best_fit(
                 continue
             if ns.replica_capacity(g, with_releasing=False) >= count:
                 return ns
-    return best
+    return None
 
 
 def _largest(state: ClusterState, g: int, with_releasing: bool) -> NodeState | None:
@@ -253,7 +258,7 @@ def _best_shared(
             best, best_left = (ns, slot), left
     if best is not None:
         return best
-    buckets = state.free_buckets
+    buckets = state.domain_buckets
     for k in range(1, len(buckets)):
         for ns in buckets[k]:
             if exclude and ns in exclude:

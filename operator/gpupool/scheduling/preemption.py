@@ -27,8 +27,7 @@ order allows.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gpupool.scheduling.capacity import (
@@ -40,10 +39,9 @@ from gpupool.scheduling.capacity import (
 )
 from gpupool.scheduling.decisions import PreemptionCause
 from gpupool.scheduling.model import Tier, Workload, WorkloadUid
-from gpupool.scheduling.placement import total_capacity
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Victim:
     workload: Workload
     uid: WorkloadUid
@@ -53,6 +51,7 @@ class Victim:
     gpus: float
     started_at: float
     lost_work_s: float
+    slots: list[tuple[NodeState, int]] | None = None
 
     def order_key(self) -> tuple[int, bool, float, float, float, str]:
         return (
@@ -65,7 +64,9 @@ class Victim:
         )
 
 
-def make_victim(workload: Workload, *, guaranteed: bool, bid: float, now: float) -> Victim:
+def make_victim(
+    workload: Workload, *, guaranteed: bool, bid: float, gpus: float, now: float
+) -> Victim:
     allocation = workload.allocation
     assert allocation is not None
     started = allocation.started_at
@@ -77,174 +78,280 @@ def make_victim(workload: Workload, *, guaranteed: bool, bid: float, now: float)
         tier=int(workload.tier),
         guaranteed=guaranteed,
         bid=bid,
-        gpus=workload.allocated_gpus(),
+        gpus=gpus,
         started_at=started,
         lost_work_s=max(0.0, now - since),
     )
 
 
-class VictimIndex:
-    """Running workloads grouped by (tier, guaranteed) and sorted in victim order."""
+VictimClass = tuple[int, bool]
+"""(tier, inside guarantee)."""
 
-    def __init__(self, victims: list[Victim]) -> None:
-        self.classes: dict[tuple[int, bool], list[Victim]] = {}
-        for victim in sorted(victims, key=Victim.order_key):
-            self.classes.setdefault((victim.tier, victim.guaranteed), []).append(victim)
-        self.bids: dict[tuple[int, bool], list[float]] = {
-            key: [v.bid for v in members] for key, members in self.classes.items()
-        }
-        self.gpu_prefix: dict[tuple[int, bool], list[float]] = {}
-        for key, members in self.classes.items():
-            prefix = [0.0]
-            for v in members:
-                prefix.append(prefix[-1] + v.gpus)
-            self.gpu_prefix[key] = prefix
+RunningEntry = tuple[Workload, float, bool, "float | None"]
+"""A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None)."""
+
+
+class VictimIndex:
+    """Running workloads grouped by (tier, guaranteed), each group sorted in victim order
+    the first time a search reaches it (most cycles never sort most groups)."""
+
+    def __init__(
+        self,
+        running: list[RunningEntry],
+        *,
+        bid_of: Callable[[Workload], float],
+        now: float,
+        visit_budget: int,
+    ) -> None:
+        self._unsorted: dict[VictimClass, list[RunningEntry]] = {}
+        for entry in running:
+            key = (int(entry[0].tier), entry[2])
+            group = self._unsorted.get(key)
+            if group is None:
+                self._unsorted[key] = [entry]
+            else:
+                group.append(entry)
+        self._running = running
+        self._node_class: dict[NodeState, dict[VictimClass, int]] | None = None
+        self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
+        self._bid_of = bid_of
+        self._now = now
+        self.classes: dict[VictimClass, list[Victim]] = {}
         self.taken: set[WorkloadUid] = set()
+        self.cursor: dict[VictimClass, int] = {}
+        self.visits_left = visit_budget
+        self.exhausted = False
+        """True once a search stopped because the cycle's visit budget ran out."""
+
+    def members(self, key: VictimClass) -> list[Victim]:
+        members = self.classes.get(key)
+        if members is None:
+            bid_of = self._bid_of
+            now = self._now
+            members = [
+                make_victim(
+                    workload,
+                    guaranteed=guaranteed,
+                    bid=bid_of(workload) if bid is None else bid,
+                    gpus=gpus,
+                    now=now,
+                )
+                for workload, gpus, guaranteed, bid in self._unsorted.pop(key, ())
+            ]
+            members.sort(key=Victim.order_key)
+            self.classes[key] = members
+        return members
+
+    def eligible_classes(self, *, tier: int, guaranteed: bool) -> frozenset[VictimClass]:
+        """Classes a candidate may take victims from (before bid and runtime filters)."""
+        classes: set[VictimClass] = {(tier, False)}
+        for lower in range(int(Tier.LOW), tier):
+            classes.add((lower, False))
+            if guaranteed:
+                classes.add((lower, True))
+        return frozenset(classes)
+
+    def room(self, state: ClusterState, classes: frozenset[VictimClass]) -> dict[NodeState, int]:
+        """Per schedulable node, an upper bound of the GPUs that could be free for a
+        candidate allowed to preempt ``classes``: free + releasing + GPUs those hold.
+
+        Computed once per class set and cycle; still an upper bound as the cycle goes
+        on (capacity only shrinks), so it may rule a search out but never in.
+        """
+        cached = self._room.get(classes)
+        if cached is not None:
+            return cached
+        if self._node_class is None:
+            per_node: dict[NodeState, dict[VictimClass, int]] = {}
+            for workload, _, guaranteed, _ in self._running:
+                key = (int(workload.tier), guaranteed)
+                for ns, _slot in state.slots_of(workload) or ():
+                    counts = per_node.get(ns)
+                    if counts is None:
+                        counts = per_node[ns] = {}
+                    counts[key] = counts.get(key, 0) + 1
+            self._node_class = per_node
+        room: dict[NodeState, int] = {}
+        for ns in state.nodes:
+            if not ns.schedulable:
+                continue
+            total = ns.free + ns.rel
+            counts = self._node_class.get(ns)
+            if counts:
+                for key, gpus in counts.items():
+                    if key in classes:
+                        total += gpus
+            if total:
+                room[ns] = min(total, len(ns.status))
+        self._room[classes] = room
+        return room
 
     def walk(
         self, *, tier: int, guaranteed: bool, bid: float, now: float, min_runtime_s: float
     ) -> Iterator[tuple[Victim, PreemptionCause]]:
-        """Eligible victims for a candidate, in victim order."""
+        """Eligible victims for a candidate, in victim order, within the visit budget."""
         for lower in range(int(Tier.LOW), tier):
-            for victim in self.classes.get((lower, False), ()):
-                if victim.uid not in self.taken:
-                    yield victim, PreemptionCause.HIGHER_TIER
+            yield from self._members((lower, False), PreemptionCause.HIGHER_TIER)
             if guaranteed:
-                for victim in self.classes.get((lower, True), ()):
-                    if victim.uid not in self.taken:
-                        yield victim, PreemptionCause.HIGHER_TIER
-        same = self.classes.get((tier, False), ())
+                yield from self._members((lower, True), PreemptionCause.HIGHER_TIER)
         if guaranteed:
-            for victim in same:
-                if victim.uid not in self.taken:
-                    yield victim, PreemptionCause.GUARANTEE_RECLAIM
+            yield from self._members((tier, False), PreemptionCause.GUARANTEE_RECLAIM)
             return
-        for victim in same:
+        for victim, cause in self._members((tier, False), PreemptionCause.OUTBID):
             if victim.bid >= bid:
                 return
-            if victim.uid in self.taken or now - victim.started_at < min_runtime_s:
-                continue
-            yield victim, PreemptionCause.OUTBID
+            if now - victim.started_at >= min_runtime_s:
+                yield victim, cause
 
-    def eligible_gpus_upper_bound(self, *, tier: int, guaranteed: bool, bid: float) -> float:
-        """GPUs the candidate could at most free by preemption (cheap, for early exits)."""
-        total = 0.0
-        for lower in range(int(Tier.LOW), tier):
-            total += self.gpu_prefix.get((lower, False), [0.0])[-1]
-            if guaranteed:
-                total += self.gpu_prefix.get((lower, True), [0.0])[-1]
-        prefix = self.gpu_prefix.get((tier, False))
-        if prefix is not None:
-            if guaranteed:
-                total += prefix[-1]
-            else:
-                total += prefix[bisect.bisect_left(self.bids[(tier, False)], bid)]
-        return total
-
-    def lowest_bid_at_tier(self, tier: int) -> float | None:
-        """The lowest bid among running borrowers of a tier not yet preempted."""
-        for victim in self.classes.get((tier, False), ()):
-            if victim.uid not in self.taken:
-                return victim.bid
-        return None
+    def _members(
+        self, key: tuple[int, bool], cause: PreemptionCause
+    ) -> Iterator[tuple[Victim, PreemptionCause]]:
+        members = self.members(key)
+        if not members:
+            return
+        taken = self.taken
+        start = self.cursor.get(key, 0)
+        while start < len(members) and members[start].uid in taken:
+            start += 1
+        self.cursor[key] = start
+        for position in range(start, len(members)):
+            if self.visits_left <= 0:
+                self.exhausted = True
+                return
+            self.visits_left -= 1
+            victim = members[position]
+            if victim.uid not in taken:
+                yield victim, cause
 
 
 class _Trial:
-    """GPUs freed by a tentative victim set, per node and NVLink domain."""
+    """GPUs freed by a tentative victim set, kept incrementally per node and domain."""
 
     def __init__(self, state: ClusterState, gpus_per_replica: int, replicas: int) -> None:
         self.state = state
         self.g = gpus_per_replica
         self.replicas = replicas
-        self.base_total: int | None = None
-
-    def freed_by(self, victims: list[Victim]) -> dict[NodeState, list[int]]:
-        hits: dict[tuple[NodeState, int], int] = {}
-        freed: dict[NodeState, list[int]] = {}
-        for victim in victims:
-            for ns, slot in self.state.slots_of(victim.workload) or ():
-                self._hit(ns, slot, hits, freed)
-        return freed
-
-    def _hit(
-        self,
-        ns: NodeState,
-        slot: int,
-        hits: dict[tuple[NodeState, int], int],
-        freed: dict[NodeState, list[int]],
-    ) -> bool:
-        if not ns.schedulable or ns.status[slot] not in (USED, SHARED):
-            return False
-        count = hits.get((ns, slot), 0) + 1
-        hits[(ns, slot)] = count
-        if count != ns.holders[slot]:
-            return False
-        extra = freed.get(ns)
-        if extra is None:
-            extra = freed[ns] = [0] * len(ns.free_d)
-        extra[ns.domain[slot]] += 1
-        return True
+        self.hits: dict[tuple[NodeState, int], int] = {}
+        self.freed: dict[NodeState, list[int]] = {}
+        self.fit_nodes: dict[NodeState, None] = {}
+        """Nodes where one more replica fits thanks to the victims (single replicas)."""
+        self.delta = 0
+        """Replicas the victims add to the pool's capacity (gangs)."""
+        self.base_total = (
+            state.cached_capacity(gpus_per_replica, with_releasing=True) if replicas > 1 else 0
+        )
 
     def capacity(self, ns: NodeState, extra: list[int]) -> int:
         g = self.g
-        if g > ns.max_domain_size:
+        if g > ns.max_domain_size or len(extra) == 1:
             return (ns.free + ns.rel + sum(extra)) // g
         return sum((f + r + e) // g for f, r, e in zip(ns.free_d, ns.rel_d, extra, strict=True))
 
-    def fit_node(self, freed: dict[NodeState, list[int]]) -> NodeState | None:
-        """A node on which one replica fits with these GPUs freed, if any."""
-        for ns, extra in freed.items():
-            if self.capacity(ns, extra) >= 1:
-                return ns
-        return None
+    def _step(self, ns: NodeState, slot: int, step: int) -> None:
+        extra = self.freed.get(ns)
+        if extra is None:
+            extra = self.freed[ns] = [0] * len(ns.free_d)
+        g = self.g
+        if g > ns.max_domain_size or len(extra) == 1:
+            room = ns.free + ns.rel + sum(extra)
+            before = room // g
+            after = (room + step) // g
+            extra[0 if len(extra) == 1 else ns.domain[slot]] += step
+        else:
+            d = ns.domain[slot]
+            room = ns.free_d[d] + ns.rel_d[d] + extra[d]
+            extra[d] += step
+            before = room // g
+            after = (room + step) // g
+        if after == before:
+            return
+        self.delta += after - before
+        if after > before or self.capacity(ns, extra) > 0:
+            self.fit_nodes[ns] = None
+        else:
+            self.fit_nodes.pop(ns, None)
 
-    def feasible(self, freed: dict[NodeState, list[int]]) -> bool:
+    def add(self, victim: Victim) -> None:
+        hits = self.hits
+        for ns, slot in victim_slots(self.state, victim):
+            count = hits.get((ns, slot), 0) + 1
+            hits[(ns, slot)] = count
+            if count == ns.holders[slot]:
+                self._step(ns, slot, 1)
+
+    def remove(self, victim: Victim) -> None:
+        hits = self.hits
+        for ns, slot in victim_slots(self.state, victim):
+            count = hits[(ns, slot)]
+            if count == ns.holders[slot]:
+                self._step(ns, slot, -1)
+            hits[(ns, slot)] = count - 1
+
+    def feasible(self) -> bool:
         if self.replicas == 1:
-            return self.fit_node(freed) is not None
-        if self.base_total is None:
-            self.base_total = total_capacity(self.state, self.g, with_releasing=True)
-        total = self.base_total
-        for ns, extra in freed.items():
-            total += self.capacity(ns, extra) - ns.replica_capacity(self.g, with_releasing=True)
-        return total >= self.replicas
+            return bool(self.fit_nodes)
+        return self.base_total + self.delta >= self.replicas
 
     def walk_until_fit(
-        self, candidates: Iterator[tuple[Victim, PreemptionCause]]
+        self,
+        candidates: Iterator[tuple[Victim, PreemptionCause]],
+        useful: set[NodeState],
     ) -> list[tuple[Victim, PreemptionCause]] | None:
-        hits: dict[tuple[NodeState, int], int] = {}
-        freed: dict[NodeState, list[int]] = {}
+        """Add victims in order (skipping those on nodes that cannot help) until it fits."""
         chosen: list[tuple[Victim, PreemptionCause]] = []
-        for victim, cause in candidates:
-            slots = self.state.slots_of(victim.workload) or []
-            completed = False
-            for ns, slot in slots:
-                completed = self._hit(ns, slot, hits, freed) or completed
-            chosen.append((victim, cause))
-            if not completed:
+        state = self.state
+        for pair in candidates:
+            slots = pair[0].slots
+            if slots is None:
+                slots = victim_slots(state, pair[0])
+            for ns, _ in slots:
+                if ns in useful:
+                    break
+            else:
                 continue
-            if self.replicas == 1:
-                target = self.fit_node({ns: freed[ns] for ns, _ in slots if ns in freed})
-                if target is not None:
-                    return self._prune(chosen, target)
-            elif self.feasible(freed):
-                return self._prune(chosen, None)
+            self.add(pair[0])
+            chosen.append(pair)
+            if self.feasible():
+                return self._prune(chosen)
         return None
 
     def _prune(
-        self, chosen: list[tuple[Victim, PreemptionCause]], target: NodeState | None
+        self, chosen: list[tuple[Victim, PreemptionCause]]
     ) -> list[tuple[Victim, PreemptionCause]]:
-        if target is not None:
+        if self.replicas == 1:
+            # Keep only the victims on the first node where the replica now fits.
+            target = next(iter(self.fit_nodes))
+            for victim, _ in chosen:
+                self.remove(victim)
             chosen = [
                 pair
                 for pair in chosen
-                if any(ns is target for ns, _ in self.state.slots_of(pair[0].workload) or ())
+                if any(ns is target for ns, _ in victim_slots(self.state, pair[0]))
             ]
-        kept = list(chosen)
-        for pair in reversed(chosen):
-            trial = [v for v, _ in kept if v is not pair[0]]
-            if self.feasible(self.freed_by(trial)):
-                kept = [p for p in kept if p[0] is not pair[0]]
-        return kept
+            for victim, _ in chosen:
+                self.add(victim)
+        spared: set[int] = set()
+        for position in range(len(chosen) - 1, -1, -1):
+            victim = chosen[position][0]
+            self.remove(victim)
+            if self.feasible():
+                spared.add(position)
+            else:
+                self.add(victim)
+        return [pair for position, pair in enumerate(chosen) if position not in spared]
+
+
+def victim_slots(state: ClusterState, victim: Victim) -> list[tuple[NodeState, int]]:
+    """The victim's GPU slots whose release can help someone (memoised on the victim)."""
+    slots = victim.slots
+    if slots is None:
+        slots = [
+            (ns, slot)
+            for ns, slot in state.slots_of(victim.workload) or ()
+            if ns.schedulable and ns.status[slot] in (USED, SHARED)
+        ]
+        victim.slots = slots
+    return slots
 
 
 def find_victims(
@@ -260,11 +367,16 @@ def find_victims(
     min_runtime_s: float,
 ) -> list[tuple[Victim, PreemptionCause]] | None:
     """The victims to preempt so the gang fits, or ``None`` when no eligible set suffices."""
-    trial = _Trial(state, max(1, gpus_per_replica), replicas)
+    g = max(1, gpus_per_replica)
+    room = index.room(state, index.eligible_classes(tier=tier, guaranteed=guaranteed))
+    useful = {ns for ns, gpus in room.items() if gpus >= g}
+    if sum(room[ns] // g for ns in useful) < replicas:
+        return None  # even preempting every eligible workload would not make room
+    trial = _Trial(state, g, replicas)
     walk = index.walk(
         tier=tier, guaranteed=guaranteed, bid=bid, now=now, min_runtime_s=min_runtime_s
     )
-    return trial.walk_until_fit(walk)
+    return trial.walk_until_fit(walk, useful)
 
 
 def release_victim(state: ClusterState, victim: Victim) -> None:

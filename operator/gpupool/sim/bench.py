@@ -1,0 +1,169 @@
+"""``gpupool-bench``: how fast is the scheduling core?
+
+``gpupool-bench cycle`` builds a synthetic pool (default 4,000 nodes x 8 GPUs,
+30,000 running and 20,000 pending workloads), runs one cold cycle, then keeps
+the pool moving for ``--cycles`` cycles the way the operator would (bindings
+start, preempted workloads leave after their grace period and requeue, 0.5% of
+running work finishes and as much new work arrives every cycle, the clock moves
+by ``--interval-s``) and times every ``run_cycle`` call. It prints p50/p99 of
+those steady cycles, the cold cycle, and a replay-speed figure: jobs per second
+of wall time when ``gpupool-sim`` replays a synthetic trace with the ``gpupool``
+policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+from gpupool.scheduling import (
+    Allocation,
+    Decisions,
+    PoolConfig,
+    Snapshot,
+    Workload,
+    WorkloadUid,
+    run_cycle,
+)
+from gpupool.sim.synthetic import ClusterSpec, make_snapshot
+
+
+def evolve(
+    snapshot: Snapshot,
+    decisions: Decisions,
+    *,
+    interval_s: float,
+    churn: float,
+    rng: random.Random,
+    serial: int,
+) -> Snapshot:
+    """The next snapshot: decisions applied, released work requeued, some work done/new."""
+    now = snapshot.now + interval_s
+    workloads = dict(snapshot.workloads)
+    for uid, placement in decisions.bindings.items():
+        workloads[uid] = replace(
+            workloads[uid], allocation=Allocation(replicas=placement, started_at=snapshot.now)
+        )
+    for uid, preemption in decisions.preemptions.items():
+        if uid in workloads:
+            workloads[uid] = replace(workloads[uid], preempted_at=snapshot.now)
+    running = [w for w in workloads.values() if w.allocation is not None]
+    for workload in running:
+        allocation = workload.allocation
+        assert allocation is not None
+        if workload.preempted_at is not None and now - workload.preempted_at >= 120:
+            workloads[workload.uid] = replace(
+                workload,
+                allocation=None,
+                preempted_at=None,
+                attained_service_s=workload.attained_service_s
+                + max(0.0, workload.preempted_at - allocation.started_at),
+                restarts=workload.restarts + 1,
+            )
+    finished = [w for w in running if w.preempted_at is None and rng.random() < churn]
+    templates = [w for w in workloads.values() if w.allocation is None]
+    for index, workload in enumerate(finished):
+        del workloads[workload.uid]
+        if templates:
+            template = rng.choice(templates)
+            uid = WorkloadUid(f"new-{serial}-{index}")
+            workloads[uid] = replace(
+                template, uid=uid, name=uid, submitted_at=now, attained_service_s=0.0
+            )
+    return replace(snapshot, now=now, workloads=workloads)
+
+
+def bench_cycle(args: argparse.Namespace) -> dict[str, object]:
+    spec = ClusterSpec(
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        running=args.running,
+        pending=args.pending,
+        seed=args.seed,
+    )
+    config = PoolConfig()
+    started = time.perf_counter()
+    snapshot = make_snapshot(spec)
+    build_s = time.perf_counter() - started
+    started = time.perf_counter()
+    decisions = run_cycle(snapshot, config)
+    cold_s = time.perf_counter() - started
+    rng = random.Random(args.seed)
+    times: list[float] = []
+    evolve_times: list[float] = []
+    for serial in range(args.cycles):
+        started = time.perf_counter()
+        snapshot = evolve(
+            snapshot, decisions, interval_s=args.interval_s, churn=0.005, rng=rng, serial=serial
+        )
+        evolve_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        decisions = run_cycle(snapshot, config)
+        times.append(time.perf_counter() - started)
+        _progress(
+            f"cycle {serial + 1}/{args.cycles}: {times[-1] * 1000:.0f} ms, "
+            f"{len(decisions.bindings)} bound, {len(decisions.preemptions)} preempted"
+        )
+    ordered = sorted(times)
+    running = sum(1 for w in snapshot.workloads.values() if w.allocation is not None)
+    return {
+        "bench": "cycle",
+        "nodes": args.nodes,
+        "gpus": args.nodes * args.gpus_per_node,
+        "running": running,
+        "pending": len(snapshot.workloads) - running,
+        "cycles": len(times),
+        "p50_cycle_ms": round(statistics.median(ordered) * 1000, 1),
+        "p99_cycle_ms": round(_percentile(ordered, 0.99) * 1000, 1),
+        "max_cycle_ms": round(ordered[-1] * 1000, 1),
+        "cold_cycle_ms": round(cold_s * 1000, 1),
+        "snapshot_build_ms": round(build_s * 1000, 1),
+        "snapshot_evolve_p50_ms": round(statistics.median(evolve_times) * 1000, 1),
+    }
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    position = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[position]
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpupool-bench", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cycle = sub.add_parser("cycle", help="time run_cycle on a large synthetic pool")
+    cycle.add_argument("--nodes", type=int, default=4000)
+    cycle.add_argument("--gpus-per-node", type=int, default=8)
+    cycle.add_argument("--running", type=int, default=30_000)
+    cycle.add_argument("--pending", type=int, default=20_000)
+    cycle.add_argument("--cycles", type=int, default=20)
+    cycle.add_argument("--interval-s", type=float, default=5.0)
+    cycle.add_argument("--seed", type=int, default=7)
+    cycle.add_argument(
+        "--replay-jobs",
+        type=int,
+        default=5000,
+        help="jobs in the synthetic trace replayed for the replay-speed figure (0: skip)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = bench_cycle(args)
+    print(json.dumps(result))
+    return 0
+
+
+__all__ = ["Workload", "bench_cycle", "evolve", "main"]
