@@ -30,6 +30,7 @@ import yaml
 
 from tests.integration.conftest import Kubectl
 from tests.integration.operator_harness import Scenario, job_manifest, wait_for
+from tests.unit.chart.values_sets import NON_DEFAULT
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "gpupool"
@@ -229,6 +230,23 @@ def test_dashboards_are_configmaps_for_the_grafana_sidecar(
         assert json.loads(text) == json.loads((CHART / "dashboards" / key).read_text())
 
 
+@pytest.mark.parametrize("values", [{}, NON_DEFAULT], ids=["default", "non-default"])
+def test_api_server_accepts_every_rendered_object(
+    kubectl: Kubectl, release: Release, values: dict[str, Any]
+) -> None:
+    """Server-side dry run: the API server validates each rendered object (the sample
+    GPUPool against the CRD's schema too) without persisting anything."""
+    rendered = release.helm(
+        "template", "dry", str(CHART), "--namespace", NAMESPACE, "--kube-version", "1.34.4",
+        "-f", release.values_file(values, "dry-run"),
+    ).stdout  # fmt: skip
+    result = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
+    kinds = {line.split("/")[0] for line in result.stdout.splitlines()}
+    assert "deployment.apps" in kinds and "daemonset.apps" in kinds
+    if values:
+        assert "gpupool.gpupool.io" in kinds
+
+
 # ------------------------------------------------------------------------------ RBAC
 
 # (verb, resource[/name], extra `kubectl auth can-i` args, allowed) for the operator's
@@ -243,7 +261,8 @@ OPERATOR_CAN_I = [
     ("list", "nodes", [], True),
     ("watch", "trainingjobs.gpupool.io", ["--all-namespaces"], True),
     ("delete", "trainingjobs.gpupool.io", ["-n", "default"], True),
-    ("patch", "gpupools.gpupool.io", [], True),
+    ("list", "gpupools.gpupool.io", [], True),
+    ("patch", "gpupools.gpupool.io", [], False),
     ("patch", "gpupools.gpupool.io", ["--subresource=status"], True),
     ("patch", "trainingjobs.gpupool.io", ["--subresource=status", "-n", "default"], True),
     ("update", f"leases.coordination.k8s.io/{LEASE}", ["-n", NAMESPACE], True),

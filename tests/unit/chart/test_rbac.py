@@ -14,11 +14,10 @@ import pytest
 from tests.unit.chart.helm import Manifest, by_kind, one, render
 
 # (API group, resource, verb) the operator performs: gpupool.k8s.client's requests and
-# kopf's watches (list + watch) and finalizer patches; the integration test runs it.
+# kopf's watches (list + watch); tests/integration/test_helm.py runs it with these grants.
 OPERATOR_NEEDS = [
     ("gpupool.io", "gpupools", "list"),
     ("gpupool.io", "gpupools", "watch"),
-    ("gpupool.io", "gpupools", "patch"),
     ("gpupool.io", "trainingjobs", "list"),
     ("gpupool.io", "trainingjobs", "watch"),
     ("gpupool.io", "trainingjobs", "delete"),
@@ -68,6 +67,7 @@ FORBIDDEN_TO_OPERATOR = [
     ("", "namespaces", "list"),  # only with operator.watchNamespaces
     ("gpupool.io", "gpupools", "delete"),
     ("gpupool.io", "gpupools", "create"),
+    ("gpupool.io", "gpupools", "patch"),
     ("gpupool.io", "trainingjobs", "create"),
     ("gpupool.io", "trainingjobs", "patch"),
 ]
