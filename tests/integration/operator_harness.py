@@ -198,7 +198,8 @@ class Scenario:
         return found
 
     def kubectl_json(self, *args: str) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.kubectl(*args, "-o", "json").stdout)
+        output = ["-o", "json"] if "--raw" not in args else []
+        found: dict[str, Any] = json.loads(self.kubectl(*args, *output).stdout)
         return found
 
     def job(self, name: str, tenant: str) -> dict[str, Any]:
