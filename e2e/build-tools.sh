@@ -25,8 +25,8 @@ stamp() { echo "$2" > "$BIN/.$1.version"; }
 
 # A throwaway module per tool: upstream go.mod files carry replace directives that
 # `go install pkg@version` refuses, so we restate them against published versions.
-build_module() { # name version gomod-body packages...
-  local name=$1 version=$2 body=$3; shift 3
+build_module() { # name version gomod-body ldflags packages...
+  local name=$1 version=$2 body=$3 ldflags=$4; shift 4
   local dir="$SRC/$name-$version"
   mkdir -p "$dir"
   printf '%s\n' "$body" > "$dir/go.mod"
@@ -39,7 +39,7 @@ build_module() { # name version gomod-body packages...
   for pkg in "$@"; do
     local out; out=$(basename "$pkg")
     log "go build $pkg ($version)"
-    (cd "$dir" && GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$BIN/$out.tmp" "$pkg")
+    (cd "$dir" && GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w $ldflags" -o "$BIN/$out.tmp" "$pkg")
     mv "$BIN/$out.tmp" "$BIN/$out"
   done
 }
@@ -77,7 +77,7 @@ replace go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $ETCD_VERSION
 replace go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
 replace go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 $ETCD_VERSION
 replace go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 $ETCD_VERSION"
-  build_module etcd "$ETCD_VERSION" "$body" go.etcd.io/etcd/server/v3
+  build_module etcd "$ETCD_VERSION" "$body" "" go.etcd.io/etcd/server/v3
   mv "$BIN/v3" "$BIN/etcd"; stamp etcd "$ETCD_VERSION"
 fi
 
@@ -85,16 +85,22 @@ if ! stamp_ok kwok "$KWOK_VERSION"; then
   body="module gpupool.local/kwoktools
 go 1.24.0
 require sigs.k8s.io/kwok $KWOK_VERSION"
-  build_module kwok "$KWOK_VERSION" "$body" sigs.k8s.io/kwok/cmd/kwok
+  build_module kwok "$KWOK_VERSION" "$body" "" sigs.k8s.io/kwok/cmd/kwok
   stamp kwok "$KWOK_VERSION"
 fi
 
-if ! stamp_ok helm "$HELM_VERSION"; then
+# helm's own version, and the Kubernetes version it assumes when rendering offline.
+k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for p in pkg/chartutil pkg/lint/rules; do
+  helm_ldflags+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$k8s_minor"
+done
+if ! stamp_ok helm "$HELM_VERSION+k8s1.$k8s_minor"; then
   body="module gpupool.local/helmtools
 go 1.24.0
 require helm.sh/helm/v3 $HELM_VERSION"
-  build_module helm "$HELM_VERSION" "$body" helm.sh/helm/v3/cmd/helm
-  stamp helm "$HELM_VERSION"
+  build_module helm "$HELM_VERSION" "$body" "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+  stamp helm "$HELM_VERSION+k8s1.$k8s_minor"
 fi
 
 log "tools ready in $BIN"
