@@ -69,8 +69,15 @@ def worker_hostname(*, job: str, attempt: int, replica: int) -> str:
     return names.dns_label(worker_pod_name(job=job, attempt=attempt, replica=replica))
 
 
+def needs_rendezvous_service(gang: WorkerGang) -> bool:
+    """A single-pod gang rendezvous inside its own pod: no Service, one write less."""
+    return gang.replicas > 1
+
+
 def master_address(gang: WorkerGang) -> str:
-    """DNS name of replica 0 through the headless rendezvous Service."""
+    """DNS name of replica 0 through the headless rendezvous Service (loopback alone)."""
+    if not needs_rendezvous_service(gang):
+        return "127.0.0.1"
     host = worker_hostname(job=gang.job.name, attempt=gang.attempt, replica=0)
     return f"{host}.{rendezvous_service_name(gang.job.name)}.{gang.job.namespace}.svc"
 

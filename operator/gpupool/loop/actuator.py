@@ -5,7 +5,8 @@ Per change, in order: assume the new record in the cache; patch the status
 decided again next cycle); then the writes, each idempotent (a pod that exists
 counts as created, a pod already bound as bound, a pod already gone as deleted).
 A failed write stops that change's remaining writes; the next cycle's lifecycle
-pass finishes the job from the committed status. Events are best effort.
+pass finishes the job from the committed status. Events are best effort (and, with
+an event executor, posted without holding up the cycle).
 Changes for different objects run in parallel on a thread pool.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from gpupool.k8s import names
 from gpupool.k8s.binding import binding
+from gpupool.k8s.bodies import Event
 from gpupool.k8s.client import KubeClient
 from gpupool.k8s.errors import AlreadyExists, ApiError, Conflict, NotFound
 from gpupool.loop.actions import BindPod, Change, CreateObject, DeletePod, DeleteWorkload, Write
@@ -44,11 +46,14 @@ class Actuator:
         cache: ClusterCache,
         executor: Executor,
         metrics: OperatorMetrics | None = None,
+        event_executor: Executor | None = None,
     ) -> None:
         self._client = client
         self._cache = cache
         self._executor = executor
         self._metrics = metrics
+        self._event_executor = event_executor
+        """When given, Events are posted there without waiting (they never hold a cycle)."""
 
     def apply(self, changes: Sequence[Change]) -> ApplyReport:
         """Carry out ``changes`` (blocking); how many went through completely."""
@@ -89,11 +94,17 @@ class Actuator:
                 if not isinstance(write, DeletePod):
                     break
         for recorded in change.events:
-            try:
-                self._client.create_event(recorded)
-            except ApiError as error:
-                logger.debug("event for %s not recorded: %s", _key(change), error)
+            if self._event_executor is not None:
+                self._event_executor.submit(self._post_event, recorded)
+            else:
+                self._post_event(recorded)
         return ok
+
+    def _post_event(self, recorded: Event) -> None:
+        try:
+            self._client.create_event(recorded)
+        except ApiError as error:
+            logger.debug("event %s not recorded: %s", recorded["metadata"]["name"], error)
 
     def _forget(self, change: Change) -> None:
         if isinstance(change.assumed, JobRecord):

@@ -15,6 +15,7 @@ from gpupool.k8s.worker_pod import (
     CheckpointSettings,
     TorchSettings,
     WorkerGang,
+    needs_rendezvous_service,
     rendezvous_service,
     worker_pod,
     worker_pod_name,
@@ -96,7 +97,11 @@ def launch_gang(
             binds.append(BindPod(namespace=job.namespace, name=name, node=entry.node))
     if not creates and not binds:
         return ()
-    service: list[Write] = [CreateObject(manifest=rendezvous_service(gang))] if creates else []
+    service: list[Write] = (
+        [CreateObject(manifest=rendezvous_service(gang))]
+        if creates and needs_rendezvous_service(gang)
+        else []
+    )
     return (*service, *creates, *binds)
 
 

@@ -84,14 +84,20 @@ class OperatorRuntime:
     synced: threading.Event = field(default_factory=threading.Event)
     """Set once the first full relist is in the cache: nobody schedules before that."""
     executor: ThreadPoolExecutor = field(init=False)
+    event_executor: ThreadPoolExecutor = field(init=False)
     actuator: Actuator = field(init=False)
 
     def __post_init__(self) -> None:
         self.executor = ThreadPoolExecutor(
             max_workers=self.write_threads, thread_name_prefix="gpupool-write"
         )
+        self.event_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gpupool-event")
         self.actuator = Actuator(
-            client=self.client, cache=self.cache, executor=self.executor, metrics=self.metrics
+            client=self.client,
+            cache=self.cache,
+            executor=self.executor,
+            metrics=self.metrics,
+            event_executor=self.event_executor,
         )
 
     def serves(self, pool: str | None) -> bool:
@@ -113,3 +119,4 @@ class OperatorRuntime:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.event_executor.shutdown(wait=True, cancel_futures=False)

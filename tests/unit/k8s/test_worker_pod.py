@@ -196,3 +196,10 @@ def test_rendezvous_service_is_headless_and_selects_the_workers() -> None:
             ],
         },
     }
+
+
+def test_a_single_pod_gang_rendezvous_on_loopback_without_a_service() -> None:
+    env = worker_pod(gang(replicas=1), replica=0, node="n", gpu_indices=(0,))["spec"]["containers"][
+        0
+    ]["env"]
+    assert {"name": "MASTER_ADDR", "value": "127.0.0.1"} in env
