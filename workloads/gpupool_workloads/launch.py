@@ -35,6 +35,7 @@ from gpupool_workloads import contract
 from gpupool_workloads.envparse import env_int, env_str
 from gpupool_workloads.errors import ConfigError
 from gpupool_workloads.logs import configure_logging
+from gpupool_workloads.preemption import main_thread_receives_stop_signals
 
 log = logging.getLogger("gpupool.launch")
 
@@ -141,10 +142,12 @@ class Gang:
 
     def __init__(self, command: Sequence[str], environments: Sequence[Mapping[str, str]]) -> None:
         self._exits: queue.Queue[tuple[int, int]] = queue.Queue()
-        self._processes: list[subprocess.Popen[bytes]] = []
-        for env in environments:
-            process = subprocess.Popen(list(command), env=dict(env))
-            self._processes.append(process)
+        self._processes = [subprocess.Popen(list(command), env=dict(env)) for env in environments]
+
+    def start_reapers(self) -> None:
+        """One thread per worker waits for its exit. Start them with the stop signals
+        blocked (not the workers: they would inherit the mask and never see SIGTERM)."""
+        for process in self._processes:
             threading.Thread(target=self._reap, args=(process,), daemon=True).start()
 
     def _reap(self, process: subprocess.Popen[bytes]) -> None:
@@ -220,14 +223,15 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except ConfigError as error:
         log.error("configuration: %s", error)
         return contract.EXIT_USAGE
-    signalled: list[int] = []
+    gang: Gang | None = None
+    early: list[int] = []  # signals that came before there were workers to forward them to
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        signalled.append(signum)
-        if gang is not None:
+        if gang is None:
+            early.append(signum)
+        else:
             gang.signal_all(signum)
 
-    gang: Gang | None = None
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     command = worker_command(args.command)
@@ -241,8 +245,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         " ".join(command),
     )
     gang = Gang(command, worker_environments(environ, plan))
-    if signalled:  # a signal that came while the workers were being started
-        gang.signal_all(signalled[0])
+    with main_thread_receives_stop_signals():  # the reaper threads must not take SIGTERM
+        gang.start_reapers()
+    for signum in early[:1]:
+        gang.signal_all(signum)
     code = supervise(gang, failure_grace_seconds=args.failure_grace_seconds)
     log.info("exiting with %d", code)
     return code

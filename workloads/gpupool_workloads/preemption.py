@@ -7,11 +7,33 @@ outside the signal handler.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def main_thread_receives_stop_signals() -> Iterator[None]:
+    """Start threads inside this block so that SIGTERM/SIGINT reach the main thread only.
+
+    Python runs signal handlers in the main thread, but the kernel may deliver a
+    process signal to any thread that does not block it; one delivered to another
+    thread does not wake a main thread blocked in a wait, and the handler would
+    not run until something else woke it. Threads inherit the signal mask of the
+    thread that starts them, so threads started in here (and their descendants)
+    block the stop signals; the main thread unblocks them on the way out, and a
+    signal that arrived meanwhile is delivered then. Start no *processes* in here:
+    they would inherit the mask too and never see SIGTERM.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 class PreemptionFlag:

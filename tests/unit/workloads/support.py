@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -117,7 +118,11 @@ def pod_environment(
 
 
 class WorkerProcess:
-    """One pod's command as a local process; always ended by :meth:`kill` in a finally."""
+    """One pod's command as a local process group; always ended by :meth:`kill` in a finally.
+
+    Its own session, like a container: :meth:`kill` ends the launcher and the workers
+    it started, even when the launcher cannot forward anything any more.
+    """
 
     def __init__(self, command: Sequence[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
@@ -127,6 +132,7 @@ class WorkerProcess:
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def send(self, signum: signal.Signals) -> None:
@@ -144,8 +150,9 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the group outlives its leader
         if self.process.poll() is None:
-            self.process.kill()
             self.process.wait(10)
         self._log.close()
 

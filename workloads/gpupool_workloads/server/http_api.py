@@ -46,7 +46,10 @@ class InferenceHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("client %s left before its answer", self.address_string())
 
     def _json(self, status: HTTPStatus, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")

@@ -15,7 +15,7 @@ from prometheus_client import start_http_server
 from gpupool_workloads import contract
 from gpupool_workloads.errors import ConfigError
 from gpupool_workloads.logs import configure_logging
-from gpupool_workloads.preemption import PreemptionFlag
+from gpupool_workloads.preemption import PreemptionFlag, main_thread_receives_stop_signals
 from gpupool_workloads.server.app import InferenceApp
 from gpupool_workloads.server.config import ServerConfig, parse_config
 from gpupool_workloads.server.http_api import make_server
@@ -76,10 +76,13 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         torch_threads=config.torch_threads,
     )
     httpd = make_server(app, config.host, config.port)
-    serving = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
-    serving.start()
-    if config.metrics_port:
-        start_http_server(config.metrics_port, registry=metrics.registry)
+    failed: list[str] = []
+    with main_thread_receives_stop_signals():
+        threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
+        if config.metrics_port:
+            start_http_server(config.metrics_port, registry=metrics.registry)
+        loader = threading.Thread(target=_load, args=(config, app, stop, failed), daemon=True)
+        loader.start()
     log.info(
         "listening on %s:%d (max_batch_size=%d max_wait_ms=%g), loading %s",
         config.host,
@@ -88,9 +91,6 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         config.max_wait_ms,
         config.model_uri,
     )
-    failed: list[str] = []
-    threading.Thread(target=_load, args=(config, app, stop, failed), daemon=True).start()
-
     stop.wait()
     log.info("stopping (%s): readiness off, draining", stop.signal_name)
     app.start_draining()

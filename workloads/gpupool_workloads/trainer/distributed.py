@@ -84,13 +84,16 @@ class Collectives:
     def distributed(self) -> bool:
         return self._initialized
 
-    def any_true(self, *flags: bool) -> tuple[bool, ...]:
-        """Element-wise OR of ``flags`` over all ranks (one tiny all-reduce)."""
+    def agree(
+        self, *, preempt: bool, checkpoint_due: bool, steps_to_next_sync: int
+    ) -> tuple[bool, bool, int]:
+        """One tiny all-reduce: any rank preempted? checkpoint due? the smallest proposal."""
         if not self._initialized:
-            return flags
-        tensor = torch.tensor([int(flag) for flag in flags], dtype=torch.int32)
+            return preempt, checkpoint_due, steps_to_next_sync
+        tensor = torch.tensor([int(preempt), int(checkpoint_due), -steps_to_next_sync])
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self._control)
-        return tuple(bool(value) for value in tensor.tolist())
+        any_preempt, any_due, negative_min = tensor.tolist()
+        return bool(any_preempt), bool(any_due), -int(negative_min)
 
     def all_true(self, flag: bool) -> bool:
         if not self._initialized:

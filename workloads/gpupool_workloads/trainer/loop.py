@@ -19,6 +19,7 @@ from gpupool_workloads.errors import CheckpointError, ConfigError
 from gpupool_workloads.models import ModelSpec, build_model
 from gpupool_workloads.preemption import PreemptionFlag
 from gpupool_workloads.trainer.config import TrainerConfig
+from gpupool_workloads.trainer.control import ControlSchedule
 from gpupool_workloads.trainer.data import TensorDataset, load_dataset
 from gpupool_workloads.trainer.distributed import Collectives
 from gpupool_workloads.trainer.metrics import TrainerMetrics
@@ -275,6 +276,13 @@ class Trainer:
         self.scaler.update()
         return loss.detach()
 
+    def _step_checkpoint_due(self, start_step: int) -> bool:
+        """Step-based checkpoints: every rank knows the step, so no agreement is needed."""
+        every, step = self.config.checkpoint_every_steps, self.progress.step
+        return (
+            every > 0 and step > start_step and step % every == 0 and self.last_saved_step != step
+        )
+
     def _finished(self) -> bool:
         max_steps = self.config.max_steps
         return max_steps is not None and self.progress.step >= max_steps
@@ -286,7 +294,12 @@ class Trainer:
             return self._report(Outcome.SUCCEEDED, start_step, None, None)
         self.metrics.step.set(self.progress.step)
         global_batch = self.sampler.global_batch
-        last_checkpoint_at = self.clock()
+        control = ControlSchedule(
+            self.collectives,
+            checkpoint_every_seconds=self.config.checkpoint_every_seconds,
+            clock=self.clock,
+            first_step=start_step,
+        )
         window_start, window_steps = self.clock(), 0
         warm_at: float | None = None
         warm_step = 0
@@ -294,19 +307,10 @@ class Trainer:
         batches = self._batches()
         self.trained.train()
         while True:
-            # One control all-reduce per step boundary: every rank learns whether any
-            # rank was signalled and whether rank 0's checkpoint clock is due.
-            due = self.place.rank == 0 and (
-                self.clock() - last_checkpoint_at >= self.config.checkpoint_every_seconds
-                or (
-                    self.config.checkpoint_every_steps > 0
-                    and self.progress.step > start_step
-                    and self.progress.step % self.config.checkpoint_every_steps == 0
-                    and self.last_saved_step != self.progress.step
-                )
+            decision = control.at_boundary(
+                self.progress.step, preempt_requested=self.preemption.requested
             )
-            preempt, checkpoint_due = self.collectives.any_true(self.preemption.requested, due)
-            if preempt:
+            if decision.preempt:
                 if self.progress.step != self.last_saved_step:
                     self.save("preempted")
                 log.warning(
@@ -316,9 +320,9 @@ class Trainer:
                     "checkpoint durable" if self.config.checkpoint_dir else "no checkpoint dir",
                 )
                 return self._report(Outcome.PREEMPTED, start_step, last_loss, (warm_at, warm_step))
-            if checkpoint_due:
+            if decision.checkpoint_due or self._step_checkpoint_due(start_step):
                 self.save("periodic")
-                last_checkpoint_at = self.clock()
+                control.checkpoint_taken()
             indices = None if self._finished() else next(batches, None)
             if indices is None:
                 break
