@@ -38,7 +38,7 @@ def test_outbid_borrower_is_preempted_only_after_its_min_runtime(
         first = sc.wait_phase("cheap", "xray", "Running", timeout=60)
         assert first["pricePerGPUHour"] <= 1.0
 
-        sc.submit("rich", tenant="yankee", gpus=8, bid=5.0, complete_after="5s")
+        sc.submit("rich", tenant="yankee", gpus=8, bid=5.0, complete_after="15s")
         preempting = sc.wait_phase("cheap", "xray", "Preempting", timeout=60)
         placed_at = since(preempting, "Scheduled")
         preempted_at = since(preempting, "Preempting")
