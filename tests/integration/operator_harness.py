@@ -145,6 +145,7 @@ class Scenario:
         self.namespaces = [terms["namespace"] for terms in self.tenant_terms]
         self.extra_namespaces: list[str] = []
         self.operator: subprocess.Popen[bytes] | None = None
+        self.replicas: dict[str, subprocess.Popen[bytes]] = {}
         self.operator_logs: list[Path] = []
         self.lease = f"gpupool-{self.run_id}"
         items: list[dict[str, Any]] = [
@@ -246,9 +247,10 @@ class Scenario:
 
     # -- the operator process ---------------------------------------------------------
 
-    def start_operator(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start_operator(self, *extra: str, identity: str | None = None) -> subprocess.Popen[bytes]:
         log = self.workdir / f"operator-{len(self.operator_logs)}.log"
         self.operator_logs.append(log)
+        identity = identity or f"op-{len(self.operator_logs)}"
         with log.open("wb") as sink:
             self.operator = subprocess.Popen(
                 [
@@ -264,6 +266,8 @@ class Scenario:
                     "5",
                     "--metrics-port",
                     "0",
+                    "--identity",
+                    identity,
                     *extra,
                 ],
                 env=self.env,
@@ -271,10 +275,16 @@ class Scenario:
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
             )
+        self.replicas[identity] = self.operator
         return self.operator
 
-    def kill_operator(self, sig: int = signal.SIGKILL) -> None:
-        process = self.operator
+    def lease_holder(self) -> str | None:
+        lease = self.get("lease", self.lease, "default")
+        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+        return str(holder) if holder else None
+
+    def kill_operator(self, sig: int = signal.SIGKILL, *, identity: str | None = None) -> None:
+        process = self.operator if identity is None else self.replicas.get(identity)
         if process is None or process.poll() is not None:
             return
         process.send_signal(sig)
@@ -285,7 +295,8 @@ class Scenario:
             process.wait(timeout=5)
 
     def stop_operator(self) -> None:
-        self.kill_operator(signal.SIGTERM)
+        for identity in list(self.replicas):
+            self.kill_operator(signal.SIGTERM, identity=identity)
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.operator_logs:
@@ -294,10 +305,14 @@ class Scenario:
         return "\n".join(text[-lines:])
 
     def close(self) -> None:
+        """Stop the operator, then remove everything; nodes last, so that kwok can still
+        finish the pods' graceful deletion (pods on a deleted node linger until pod GC)."""
         self.stop_operator()
         self.kubectl("delete", "gpupools", self.pool, "--wait=false", check=False)
-        for namespace in self.namespaces + self.extra_namespaces:
+        namespaces = self.namespaces + self.extra_namespaces
+        for namespace in namespaces:
             self.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        self.kubectl("wait", "--for=delete", "namespace", *namespaces, "--timeout=60s", check=False)
         self.kubectl("delete", "node", *self.node_names, "--wait=false", check=False)
         self.kubectl("delete", "lease", self.lease, "-n", "default", "--wait=false", check=False)
 

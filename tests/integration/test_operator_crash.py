@@ -67,3 +67,35 @@ def test_kill_9_mid_burst_then_restart_loses_nothing_and_duplicates_nothing(
             replicas = 1 + index % 2
             expected = sorted(f"b{index:02d}-0-w{r}" for r in range(replicas))
             assert sorted(per_job[f"b{index:02d}"]) == expected, "one pod per replica, once"
+
+
+def test_two_replicas_one_leader_and_the_follower_takes_over_when_it_dies(
+    kubectl: Kubectl, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    tenants = [{"namespace": "ha", "guaranteedGPUs": 16}]
+    with scenario(kubectl, operator_env(cluster_env), tmp_path, nodes=2, tenants=tenants) as sc:
+        sc.start_operator(identity="op-2")
+        first = wait_for(sc.lease_holder, timeout=30, expected="a lease holder")
+        assert first in sc.replicas
+        for index in range(4):
+            sc.submit(f"a{index}", tenant="ha", gpus=2, complete_after="300s")
+        for index in range(4):
+            sc.wait_phase(f"a{index}", "ha", "Running", timeout=60)
+        follower_log = next(
+            log
+            for log, identity in zip(sc.operator_logs, sc.replicas, strict=True)
+            if identity != first
+        )
+        assert "bound" not in follower_log.read_text(), "the follower never schedules"
+
+        sc.kill_operator(identity=first)
+        second = wait_for(
+            lambda: (holder := sc.lease_holder()) not in (None, first) and holder,
+            timeout=30,
+            expected="the follower to take the lease",
+        )
+        sc.submit("after", tenant="ha", gpus=2, complete_after="300s")
+        sc.wait_phase("after", "ha", "Running", timeout=60)
+        assert second != first
+        names = [pod["metadata"]["name"] for pod in sc.pods(sc.ns("ha"))]
+        assert sorted(names) == sorted([*(f"a{i}-0-w0" for i in range(4)), "after-0-w0"])
