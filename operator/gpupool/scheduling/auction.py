@@ -34,10 +34,14 @@ SECONDS_PER_HOUR = 3600.0
 
 
 def credit_cap_per_gpu_hour(tenant: Tenant, gpus: float, horizon_s: float) -> float:
-    """The highest bid per GPU-hour the tenant's balance can pay for ``horizon_s``."""
+    """The highest bid per GPU-hour the tenant can pay for ``gpus`` over ``horizon_s``:
+    its balance plus what it earns meanwhile, spread over those GPU-hours (so a tenant
+    can always sustain bids worth its income)."""
     if gpus <= 0 or horizon_s <= 0:
         return math.inf
-    return max(0.0, tenant.credit_balance) / (gpus * horizon_s / SECONDS_PER_HOUR)
+    hours = horizon_s / SECONDS_PER_HOUR
+    budget = max(0.0, tenant.credit_balance) + max(0.0, tenant.credits_per_hour) * hours
+    return budget / (gpus * hours)
 
 
 def raw_bid(workload: Workload, now: float, config: PoolConfig) -> float:
@@ -114,5 +118,7 @@ class Bidder:
         if gpus <= 0 or self._hours <= 0:
             return bid
         balance = tenant.credit_balance
-        cap = (balance if balance > 0 else 0.0) / (gpus * self._hours)
+        income = tenant.credits_per_hour
+        budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * self._hours
+        cap = budget / (gpus * self._hours)
         return bid if bid < cap else cap

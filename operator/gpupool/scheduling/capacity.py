@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from gpupool.scheduling.config import HealthThresholds
 from gpupool.scheduling.health import is_usable
-from gpupool.scheduling.model import Node, NodeName, Workload
+from gpupool.scheduling.model import Node, NodeName, Workload, WorkloadUid
 
 FREE = 0
 RELEASING = 1
@@ -56,30 +56,24 @@ class NodeState:
     )
 
     def __init__(self, idx: int, node: Node, thresholds: HealthThresholds) -> None:
+        layout = node_layout(node, thresholds)
+        count = len(layout.device)
         self.idx = idx
         self.node = node
         self.name: NodeName = node.name
         self.schedulable = node.schedulable
-        gpus = node.gpus
-        count = len(gpus)
-        self.device = [gpu.index for gpu in gpus]
-        self.slot_of = {gpu.index: slot for slot, gpu in enumerate(gpus)}
-        domain_ids = sorted({gpu.nvlink_domain for gpu in gpus})
-        if len(domain_ids) <= 1:
-            self.domain = [0] * count
-            self.domain_size = [count]
-        else:
-            position = {domain_id: d for d, domain_id in enumerate(domain_ids)}
-            self.domain = [position[gpu.nvlink_domain] for gpu in gpus]
-            self.domain_size = [0] * len(domain_ids)
-            for d in self.domain:
-                self.domain_size[d] += 1
-        self.max_domain_size = max(self.domain_size) if count else 0
-        self.bad = [not is_usable(gpu, thresholds) for gpu in gpus]
-        self.status = [UNUSABLE if bad else FREE for bad in self.bad]
+        # Shared, read-only lists from the memoised layout:
+        self.device = layout.device
+        self.slot_of = layout.slot_of
+        self.domain = layout.domain
+        self.domain_size = layout.domain_size
+        self.max_domain_size = layout.max_domain_size
+        self.bad = layout.bad
+        # This cycle's own state:
+        self.status = list(layout.status)
         self.holders = [0] * count
         self.share_used = [0.0] * count
-        self.mem_left = [min(gpu.memory_free_mib, gpu.memory_total_mib) for gpu in gpus]
+        self.mem_left = list(layout.mem_left)
         """Memory a new share may use: measured free, and never past the shares' requests."""
         self.mem_reserved = [0] * count
         self.free_d = [0] * len(self.domain_size)
@@ -118,6 +112,63 @@ class NodeState:
         return sum(f // g for f in self.free_d)
 
 
+class NodeLayout:
+    """What a cycle derives from a :class:`Node` alone (never mutated once built)."""
+
+    __slots__ = (
+        "bad",
+        "device",
+        "domain",
+        "domain_size",
+        "max_domain_size",
+        "mem_left",
+        "slot_of",
+        "status",
+    )
+
+    def __init__(self, node: Node, thresholds: HealthThresholds) -> None:
+        gpus = node.gpus
+        count = len(gpus)
+        self.device = [gpu.index for gpu in gpus]
+        self.slot_of = {gpu.index: slot for slot, gpu in enumerate(gpus)}
+        domain_ids = sorted({gpu.nvlink_domain for gpu in gpus})
+        if len(domain_ids) <= 1:
+            self.domain = [0] * count
+            self.domain_size = [count]
+        else:
+            position = {domain_id: d for d, domain_id in enumerate(domain_ids)}
+            self.domain = [position[gpu.nvlink_domain] for gpu in gpus]
+            self.domain_size = [0] * len(domain_ids)
+            for d in self.domain:
+                self.domain_size[d] += 1
+        self.max_domain_size = max(self.domain_size) if count else 0
+        self.bad = [not is_usable(gpu, thresholds) for gpu in gpus]
+        self.status = [UNUSABLE if bad else FREE for bad in self.bad]
+        self.mem_left = [min(gpu.memory_free_mib, gpu.memory_total_mib) for gpu in gpus]
+
+
+_LAYOUTS: dict[int, tuple[Node, HealthThresholds, NodeLayout]] = {}
+_LAYOUTS_MAX = 100_000
+
+
+def node_layout(node: Node, thresholds: HealthThresholds) -> NodeLayout:
+    """The layout of a node, memoised per (node object, thresholds).
+
+    Nodes are immutable and a new snapshot shares the ones that did not change, so
+    most nodes hit this memo from one cycle to the next. It is a cache of a pure
+    function (same input, same output), bounded in size; it keeps the nodes it
+    knows alive so their ``id`` cannot be reused while cached.
+    """
+    hit = _LAYOUTS.get(id(node))
+    if hit is not None and hit[0] is node and (hit[1] is thresholds or hit[1] == thresholds):
+        return hit[2]
+    layout = NodeLayout(node, thresholds)
+    if len(_LAYOUTS) >= _LAYOUTS_MAX:
+        _LAYOUTS.clear()
+    _LAYOUTS[id(node)] = (node, thresholds, layout)
+    return layout
+
+
 class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
 
@@ -140,6 +191,7 @@ class ClusterState:
         self.rel_total = 0
         self.usable_total = 0
         self.max_usable_per_node = 0
+        self.held: dict[WorkloadUid, list[tuple[NodeState, int]]] = {}
         self.version = 0
         """Bumped on every change, so derived totals can be cached safely."""
         self._capacity_cache: dict[tuple[int, bool], tuple[int, int]] = {}
@@ -165,8 +217,16 @@ class ClusterState:
                 slots.append((ns, slot))
         return slots
 
+    def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
+        """The slots :meth:`occupy` recorded for a running workload (resolved once)."""
+        slots = self.held.get(workload.uid)
+        if slots is None:
+            slots = self.slots_of(workload) or []
+        return slots
+
     def occupy(self, workload: Workload, slots: list[tuple[NodeState, int]], state: int) -> None:
         """Mark a running workload's slots USED / RELEASING (before :meth:`finish_build`)."""
+        self.held[workload.uid] = slots
         share = workload.gpu_share
         if share is None:
             for ns, slot in slots:

@@ -36,6 +36,7 @@ from gpupool.scheduling.capacity import RELEASING, USED, ClusterState
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.decisions import (
     Decisions,
+    LazyMapping,
     Placement,
     Preemption,
     PreemptionCause,
@@ -105,6 +106,9 @@ class _Cycle:
         self.tenant_used: dict[TenantName, float] = {}
         self.guaranteed_used: dict[TenantName, float] = {}
         self.victim_index: VictimIndex | None = None
+        self.highest_losing_bid: float | None = None
+        """The highest bid of a borrower that found no GPUs (sets the clearing price)."""
+        self.highest_losing_bid_or_zero = -1.0
 
     def run(self) -> Decisions:
         self.index_snapshot()
@@ -398,6 +402,7 @@ class _Cycle:
             replicas=smallest,
             now=self.now,
             min_runtime_s=self.config.min_runtime_s,
+            outbid_margin_ratio=self.config.outbid_margin_ratio,
         )
         if victims is None:
             return False
@@ -468,22 +473,14 @@ class _Cycle:
 
     def finish(self, ordered: list[_Entry]) -> Decisions:
         reserve = self.config.reserve_price_per_gpu_hour
-        highest_losing: float | None = None
-        for _, code, _, _, bid, borrower in self.losses:
-            if (
-                borrower
-                and code in _CAPACITY_CODES
-                and (highest_losing is None or bid > highest_losing)
-            ):
-                highest_losing = bid
-        price = clearing_price(reserve, highest_losing)
+        price = clearing_price(reserve, self.highest_losing_bid)
         prices = self.prices
         preempted = self.preemptions
         ask: dict[int, float] = {}
         for uid, tier, bid in self.borrowers:
             if uid in preempted:
                 continue
-            prices[uid] = borrower_price(bid, price)
+            prices[uid] = bid if bid < price else price
             if bid < ask.get(tier, float("inf")):
                 ask[tier] = bid
         for uid, tier, bid, guaranteed in self.winners:
@@ -493,37 +490,26 @@ class _Cycle:
             prices[uid] = borrower_price(bid, price)
             if bid < ask.get(tier, float("inf")):
                 ask[tier] = bid
-        waiting = self.waiting
+        fixed = self.waiting
+        losses = self.losses
         exhausted = self.victim_index is not None and self.victim_index.exhausted
-        for workload, loss_code, needed, free_at_tier, bid, borrower in self.losses:
-            code = loss_code
-            shown_price = 0.0
-            detail = ""
-            if code is WaitCode.BELOW_RESERVE or code is WaitCode.NO_CREDITS:
-                shown_price = reserve
-            elif borrower:
-                lowest = ask.get(int(workload.tier))
-                if lowest is None:
-                    shown_price = reserve
-                else:
-                    shown_price = lowest if lowest > reserve else reserve
-                    if bid < lowest and code is WaitCode.NO_CAPACITY:
-                        code = WaitCode.OUTBID
-                    elif code is WaitCode.NO_CAPACITY:
-                        detail = "lower bidders are inside their minimum runtime"
-            if exhausted and code in _CAPACITY_CODES:
-                detail = "preemption search budget of this cycle used up; next cycle"
-            waiting[workload.uid] = WaitingReason(
-                code, needed, free_at_tier, workload.tier, bid, shown_price, detail
-            )
-        positions: dict[WorkloadUid, int] = {}
-        for entry in ordered:
-            uid = entry[0].uid
-            if uid in waiting:
-                positions[uid] = len(positions) + 1
-        for uid in waiting:
-            if uid not in positions:
-                positions[uid] = len(positions) + 1
+
+        def reasons() -> dict[WorkloadUid, WaitingReason]:
+            return _reasons(fixed, losses, ask=ask, reserve=reserve, exhausted=exhausted)
+
+        def positions() -> dict[WorkloadUid, int]:
+            waiting_uids = set(fixed)
+            waiting_uids.update(loss[0].uid for loss in losses)
+            numbered: dict[WorkloadUid, int] = {}
+            for entry in ordered:
+                uid = entry[0].uid
+                if uid in waiting_uids:
+                    numbered[uid] = len(numbered) + 1
+            for uid in fixed:
+                if uid not in numbered:
+                    numbered[uid] = len(numbered) + 1
+            return numbered
+
         return Decisions(
             now=self.now,
             bindings=self.bindings,
@@ -531,9 +517,43 @@ class _Cycle:
             clearing_price_per_gpu_hour=price,
             prices=prices,
             bids=self.bids,
-            waiting=waiting,
-            queue_positions=positions,
+            waiting=LazyMapping(reasons),
+            queue_positions=LazyMapping(positions),
         )
+
+
+def _reasons(
+    fixed: dict[WorkloadUid, WaitingReason],
+    losses: list[_Loss],
+    *,
+    ask: dict[int, float],
+    reserve: float,
+    exhausted: bool,
+) -> dict[WorkloadUid, WaitingReason]:
+    """Reasons of every waiting workload (built only when someone reads them)."""
+    waiting = dict(fixed)
+    for workload, loss_code, needed, free_at_tier, bid, borrower in losses:
+        code = loss_code
+        shown_price = 0.0
+        detail = ""
+        if code is WaitCode.BELOW_RESERVE or code is WaitCode.NO_CREDITS:
+            shown_price = reserve
+        elif borrower:
+            lowest = ask.get(int(workload.tier))
+            if lowest is None:
+                shown_price = reserve
+            else:
+                shown_price = lowest if lowest > reserve else reserve
+                if bid < lowest and code is WaitCode.NO_CAPACITY:
+                    code = WaitCode.OUTBID
+                elif code is WaitCode.NO_CAPACITY:
+                    detail = "lower bidders are inside their minimum runtime or margin"
+        if exhausted and code in _CAPACITY_CODES:
+            detail = "preemption search budget of this cycle used up; next cycle"
+        waiting[workload.uid] = WaitingReason(
+            code, needed, free_at_tier, workload.tier, bid, shown_price, detail
+        )
+    return waiting
 
 
 def _valid_shape(workload: Workload) -> bool:

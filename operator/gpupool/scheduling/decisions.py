@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 from gpupool.scheduling.model import ReplicaPlacement, Tier, WorkloadUid
 
@@ -96,6 +96,43 @@ class WaitingReason(NamedTuple):
 
 def _fmt_gpus(gpus: float) -> str:
     return str(int(gpus)) if gpus == int(gpus) else f"{gpus:.2f}"
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LazyMapping(Mapping[K, V], Generic[K, V]):
+    """A read-only mapping built on first use (a simulator never reads most reasons)."""
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, build: Callable[[], dict[K, V]]) -> None:
+        self._build: Callable[[], dict[K, V]] | None = build
+        self._data: dict[K, V] | None = None
+
+    def _materialize(self) -> dict[K, V]:
+        data = self._data
+        if data is None:
+            assert self._build is not None
+            data = self._data = self._build()
+            self._build = None
+        return data
+
+    def __getitem__(self, key: K) -> V:
+        return self._materialize()[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._materialize())
+
+    def __len__(self) -> int:
+        return len(self._materialize())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._materialize()
+
+    def __repr__(self) -> str:
+        return f"LazyMapping({self._materialize()!r})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,8 +15,8 @@ Who may preempt whom (candidate c, running victim v):
   ``higher-tier``);
 * same tier, v borrows and c is inside its guarantee: reclaim (cause
   ``guarantee-reclaim``);
-* same tier, both borrow: c's bid strictly higher and v has run at least
-  ``min_runtime_s`` (cause ``outbid``).
+* same tier, both borrow: c's bid above v's bid times ``1 + outbid_margin_ratio``
+  and v has run at least ``min_runtime_s`` (cause ``outbid``).
 
 A workload inside its guarantee is therefore never preempted by a borrower,
 and never by its own tier. Victims are added in the order above until the
@@ -165,7 +165,7 @@ class VictimIndex:
             per_node: dict[NodeState, dict[VictimClass, int]] = {}
             for workload, _, guaranteed, _ in self._running:
                 key = (int(workload.tier), guaranteed)
-                for ns, _slot in state.slots_of(workload) or ():
+                for ns, _slot in state.held_slots(workload):
                     counts = per_node.get(ns)
                     if counts is None:
                         counts = per_node[ns] = {}
@@ -187,9 +187,17 @@ class VictimIndex:
         return room
 
     def walk(
-        self, *, tier: int, guaranteed: bool, bid: float, now: float, min_runtime_s: float
+        self,
+        *,
+        tier: int,
+        guaranteed: bool,
+        bid: float,
+        now: float,
+        min_runtime_s: float,
+        outbid_margin_ratio: float = 0.0,
     ) -> Iterator[tuple[Victim, PreemptionCause]]:
         """Eligible victims for a candidate, in victim order, within the visit budget."""
+        factor = 1.0 + outbid_margin_ratio
         for lower in range(int(Tier.LOW), tier):
             yield from self._members((lower, False), PreemptionCause.HIGHER_TIER)
             if guaranteed:
@@ -198,7 +206,7 @@ class VictimIndex:
             yield from self._members((tier, False), PreemptionCause.GUARANTEE_RECLAIM)
             return
         for victim, cause in self._members((tier, False), PreemptionCause.OUTBID):
-            if victim.bid >= bid:
+            if victim.bid * factor >= bid:
                 return
             if now - victim.started_at >= min_runtime_s:
                 yield victim, cause
@@ -347,7 +355,7 @@ def victim_slots(state: ClusterState, victim: Victim) -> list[tuple[NodeState, i
     if slots is None:
         slots = [
             (ns, slot)
-            for ns, slot in state.slots_of(victim.workload) or ()
+            for ns, slot in state.held_slots(victim.workload)
             if ns.schedulable and ns.status[slot] in (USED, SHARED)
         ]
         victim.slots = slots
@@ -365,6 +373,7 @@ def find_victims(
     replicas: int,
     now: float,
     min_runtime_s: float,
+    outbid_margin_ratio: float = 0.0,
 ) -> list[tuple[Victim, PreemptionCause]] | None:
     """The victims to preempt so the gang fits, or ``None`` when no eligible set suffices."""
     g = max(1, gpus_per_replica)
@@ -374,14 +383,19 @@ def find_victims(
         return None  # even preempting every eligible workload would not make room
     trial = _Trial(state, g, replicas)
     walk = index.walk(
-        tier=tier, guaranteed=guaranteed, bid=bid, now=now, min_runtime_s=min_runtime_s
+        tier=tier,
+        guaranteed=guaranteed,
+        bid=bid,
+        now=now,
+        min_runtime_s=min_runtime_s,
+        outbid_margin_ratio=outbid_margin_ratio,
     )
     return trial.walk_until_fit(walk, useful)
 
 
 def release_victim(state: ClusterState, victim: Victim) -> None:
     """Mark a chosen victim's GPUs as releasing (claimable once its grace period ends)."""
-    for ns, slot in state.slots_of(victim.workload) or ():
+    for ns, slot in state.held_slots(victim.workload):
         if ns.status[slot] not in (USED, SHARED):
             continue
         ns.holders[slot] -= 1

@@ -50,7 +50,7 @@ def evolve(
         workloads[uid] = replace(
             workloads[uid], allocation=Allocation(replicas=placement, started_at=snapshot.now)
         )
-    for uid, preemption in decisions.preemptions.items():
+    for uid in decisions.preemptions:
         if uid in workloads:
             workloads[uid] = replace(workloads[uid], preempted_at=snapshot.now)
     running = [w for w in workloads.values() if w.allocation is not None]

@@ -1,0 +1,117 @@
+"""Tenant terms for a simulation: a ``--tenants`` file, or the documented default.
+
+File (YAML or JSON), the shape of ``GPUPool.spec.tenants``::
+
+    tenants:
+      - namespace: vc-7f04ca
+        guaranteedGPUs: 16      # default 0
+        maxGPUs: 128            # default: the whole pool
+        weight: 1               # default 1
+        credits: {perHour: 16, max: 384, initial: 384}   # initial defaults to max
+
+Default when no file is given (``default_tenants``): every tenant seen in the
+trace is guaranteed an equal share of half the pool
+(``floor(0.5 * GPUs / tenants)``), may borrow up to the whole pool, has weight 1,
+earns one credit per guaranteed GPU per hour (so it can borrow its guarantee's
+worth at the fairness agent's base bid), saves up to 24 hours of that, and
+starts full. Tenants in the trace but not in the file get the default terms
+with no guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gpupool.scheduling.model import Tenant, TenantName
+
+DEFAULT_GUARANTEED_FRACTION = 0.5
+DEFAULT_CREDIT_HOURS = 24.0
+
+
+class TenantsError(ValueError):
+    """A malformed tenants file; the message names the file and the entry."""
+
+
+def default_tenant(name: str, *, guaranteed_gpus: int) -> Tenant:
+    per_hour = float(max(1, guaranteed_gpus))
+    return Tenant(
+        name=TenantName(name),
+        guaranteed_gpus=guaranteed_gpus,
+        max_gpus=None,
+        weight=1.0,
+        credits_per_hour=per_hour,
+        credits_max=per_hour * DEFAULT_CREDIT_HOURS,
+        credit_balance=per_hour * DEFAULT_CREDIT_HOURS,
+    )
+
+
+def default_tenants(names: Iterable[str], *, total_gpus: int) -> dict[TenantName, Tenant]:
+    ordered = sorted(set(names))
+    if not ordered:
+        return {}
+    share = math.floor(DEFAULT_GUARANTEED_FRACTION * total_gpus / len(ordered))
+    return {TenantName(n): default_tenant(n, guaranteed_gpus=share) for n in ordered}
+
+
+def load_tenants(path: str | Path, *, trace_tenants: Iterable[str]) -> dict[TenantName, Tenant]:
+    """Tenants from a file, plus default terms (no guarantee) for trace tenants it lacks."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TenantsError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        kind = path.suffix.lstrip(".") or "YAML"
+        raise TenantsError(f"{path}: not valid {kind}: {error}") from None
+    entries = document.get("tenants") if isinstance(document, Mapping) else None
+    if not isinstance(entries, list):
+        raise TenantsError(f"{path}: expected a mapping with a 'tenants' list")
+    tenants: dict[TenantName, Tenant] = {}
+    for position, entry in enumerate(entries):
+        tenant = _parse_entry(entry, f"{path}: tenants[{position}]")
+        tenants[tenant.name] = tenant
+    for name in sorted(set(trace_tenants) - set(tenants)):
+        tenants[TenantName(name)] = default_tenant(name, guaranteed_gpus=0)
+    return tenants
+
+
+def _parse_entry(entry: Any, where: str) -> Tenant:
+    if not isinstance(entry, Mapping):
+        raise TenantsError(f"{where}: expected a mapping")
+    name = entry.get("namespace", entry.get("name"))
+    if not isinstance(name, str) or not name:
+        raise TenantsError(f"{where}: 'namespace' must be a non-empty string")
+    credits = entry.get("credits", {}) or {}
+    if not isinstance(credits, Mapping):
+        raise TenantsError(f"{where}: 'credits' must be a mapping")
+    guaranteed = _number(entry.get("guaranteedGPUs", 0), f"{where}.guaranteedGPUs")
+    max_gpus_raw = entry.get("maxGPUs")
+    max_gpus = None if max_gpus_raw is None else int(_number(max_gpus_raw, f"{where}.maxGPUs"))
+    per_hour = _number(credits.get("perHour", 0.0), f"{where}.credits.perHour")
+    cap = _number(credits.get("max", 0.0), f"{where}.credits.max")
+    initial = _number(credits.get("initial", cap), f"{where}.credits.initial")
+    return Tenant(
+        name=TenantName(name),
+        guaranteed_gpus=int(guaranteed),
+        max_gpus=max_gpus,
+        weight=_number(entry.get("weight", 1.0), f"{where}.weight") or 1.0,
+        credits_per_hour=per_hour,
+        credits_max=cap,
+        credit_balance=min(initial, cap) if cap > 0 else initial,
+    )
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TenantsError(f"{where}: expected a number, got {value!r}")
+    if value < 0 or not math.isfinite(value):
+        raise TenantsError(f"{where}: must be a finite number >= 0, got {value!r}")
+    return float(value)
