@@ -135,6 +135,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=64)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--total", type=int, default=1000)
+    parser.add_argument("--write-threads", type=int, default=16)
     args = parser.parse_args()
     run = uuid.uuid4().hex[:5]
     pool, namespace = f"bench-{run}", f"bench-{run}"
@@ -172,6 +173,8 @@ def main() -> int:
             f"bench-{run}",
             "--metrics-port",
             "0",
+            "--write-threads",
+            str(args.write_threads),
         ],
         env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
         stdout=log,

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--telemetry-stale-seconds", type=float, default=90.0)
     run.add_argument("--resync-seconds", type=float, default=300.0)
+    run.add_argument(
+        "--write-threads", type=int, default=16, help="parallel API writes of the actuator"
+    )
     run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8081/healthz")
 
     status = commands.add_parser("status", help="print pools, tenants, queue and prices")
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose == 0:
         logging.getLogger("kopf").setLevel(logging.WARNING)
 
-    client = RestKubeClient.from_environment()
+    client = RestKubeClient.from_environment(pool_size=max(16, args.write_threads + 4))
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     metrics = OperatorMetrics()
     runtime = OperatorRuntime(
@@ -132,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             require_telemetry=args.require_telemetry,
         ),
         resync_interval_s=args.resync_seconds,
+        write_threads=args.write_threads,
         pools=frozenset(args.pool) or None,
     )
     if args.metrics_port:
