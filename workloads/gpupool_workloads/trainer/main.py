@@ -67,7 +67,11 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         config.model.name,
         ",".join(map(str, config.gpu_indices)) or "-",
     )
-    collectives = Collectives(place, backend, config.timeout_seconds)
+    try:
+        collectives = Collectives(place, backend, config.timeout_seconds)
+    except Exception:  # rendezvous timeout, unreachable master, NCCL init
+        log.exception("joining the process group failed")
+        return contract.EXIT_FAILED
     try:
         report = Trainer(config, collectives, metrics, preemption).run()
     except ConfigError as error:
