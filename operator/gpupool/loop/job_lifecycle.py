@@ -20,7 +20,7 @@ from typing import Any
 
 from gpupool.k8s import names
 from gpupool.k8s.bodies import Event
-from gpupool.k8s.conditions import set_condition
+from gpupool.k8s.conditions import find_condition, set_condition
 from gpupool.k8s.events import EventType, event
 from gpupool.k8s.timestamps import rfc3339
 from gpupool.loop.actions import Change, DeleteWorkload, Write
@@ -32,6 +32,7 @@ from gpupool.state.stages import (
     CONDITION_PREEMPTING,
     CONDITION_RESTARTING,
     CONDITION_SCHEDULED,
+    REASON_UNHEALTHY_GPU,
     Stage,
     conditions_of,
     job_attempt,
@@ -127,7 +128,10 @@ def _release(job: JobRecord, pods: Sequence[PodRecord], ctx: CycleContext) -> Ch
         grace = ctx.grace_period_s
         writes = stop_pods(holding, grace_period_s=grace)
         return _change(job, {}, ctx, writes=writes) if writes else None
-    was_preempted = job.status.phase == "Preempting"
+    preempting = find_condition(conditions_of(job.raw_status), CONDITION_PREEMPTING)
+    was_preempted = job.status.phase == "Preempting" and not (
+        preempting is not None and preempting.get("reason") == REASON_UNHEALTHY_GPU
+    )
     message = (
         "requeued after preemption; resumes from its last checkpoint when placed again"
         if was_preempted

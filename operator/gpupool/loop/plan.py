@@ -23,6 +23,7 @@ from gpupool.loop.context import CycleContext
 from gpupool.loop.pods import launch_gang, launch_replicas, stop_pods
 from gpupool.loop.service_lifecycle import base_status, service_change
 from gpupool.loop.status import minimal_patch, patched_job
+from gpupool.loop.unavailable import eviction_cause, waiting_note, with_note
 from gpupool.scheduling.decisions import Decisions, Placement, Preemption, PreemptionCause
 from gpupool.scheduling.model import WorkloadUid
 from gpupool.state.cache import PoolView
@@ -33,6 +34,7 @@ from gpupool.state.stages import (
     CONDITION_BID_CAPPED,
     CONDITION_PREEMPTING,
     CONDITION_SCHEDULED,
+    REASON_UNHEALTHY_GPU,
     Stage,
     conditions_of,
     job_attempt,
@@ -44,7 +46,7 @@ CAUSE_REASONS: Mapping[PreemptionCause, str] = {
     PreemptionCause.HIGHER_TIER: "HigherTier",
     PreemptionCause.GUARANTEE_RECLAIM: "GuaranteeReclaim",
     PreemptionCause.OUTBID: "Outbid",
-    PreemptionCause.UNHEALTHY_GPU: "UnhealthyGPU",
+    PreemptionCause.UNHEALTHY_GPU: REASON_UNHEALTHY_GPU,
     PreemptionCause.CREDITS_EXHAUSTED: "CreditsExhausted",
 }
 
@@ -60,11 +62,18 @@ def plan_changes(
 ) -> list[Change]:
     """One change per workload that needs one (jobs, then services)."""
     changes: list[Change] = []
+    note = waiting_note(built)
     for job in view.jobs:
         if job.uid in skip:
             continue
         change = _job_change(
-            job, view, built=built, decisions=decisions, ctx=ctx, credits_spent=credits_spent
+            job,
+            view,
+            built=built,
+            decisions=decisions,
+            ctx=ctx,
+            credits_spent=credits_spent,
+            note=note,
         )
         if change is not None:
             changes.append(change)
@@ -74,7 +83,7 @@ def plan_changes(
         if uid in built.scale_requests
     }
     scale_waiting = {
-        built.scale_requests[uid]: reason.message
+        built.scale_requests[uid]: with_note(reason, reason.message, note)
         for uid, reason in decisions.waiting.items()
         if uid in built.scale_requests
     }
@@ -89,6 +98,7 @@ def plan_changes(
             ctx=ctx,
             scale_binding=scale_bindings.get(service.uid),
             scale_waiting=scale_waiting.get(service.uid),
+            note=note,
         )
         if change is not None:
             changes.append(change)
@@ -187,6 +197,7 @@ def _job_change(
     decisions: Decisions,
     ctx: CycleContext,
     credits_spent: Mapping[str, float],
+    note: str,
 ) -> Change | None:
     if job.spec is None and job.uid not in built.not_admitted:
         return None
@@ -257,10 +268,23 @@ def _job_change(
         preemption = decisions.preemptions[uid]
         grace = _grace(preemption, ctx.now)
         reason = CAUSE_REASONS.get(preemption.cause, "Preempted")
-        message = f"preempted ({preemption.reason}); {grace}s to checkpoint"
+        if preemption.cause is PreemptionCause.UNHEALTHY_GPU:
+            # Not a preemption (nobody outbid it): a whole-gang restart on other GPUs.
+            restarts = (job.status.restarts or 0) + 1
+            cause = eviction_cause(built, uid) or preemption.reason
+            message = (
+                f"{cause}; restarting the whole gang from its last checkpoint on healthy "
+                f"GPUs (restart {restarts})"
+            )
+            counter: dict[str, Any] = {"restarts": restarts}
+            event_reason = reason
+        else:
+            message = f"preempted ({preemption.reason}); {grace}s to checkpoint"
+            counter = {"preemptions": (job.status.preemptions or 0) + 1}
+            event_reason = "Preempted"
         patch = {
             "phase": "Preempting",
-            "preemptions": (job.status.preemptions or 0) + 1,
+            **counter,
             "message": message,
             "conditions": _conditions(
                 raw, ctx.now, *updates, (CONDITION_PREEMPTING, True, reason, message)
@@ -271,12 +295,13 @@ def _job_change(
             job,
             patch,
             writes=writes,
-            events=(_event(job, ctx, "Preempted", message, warning=True),),
+            events=(_event(job, ctx, event_reason, message, warning=True),),
         )
 
     stage = job_stage(job)
     if uid in decisions.waiting and stage is Stage.QUEUED:
-        reason_text = decisions.waiting[uid].message
+        waiting = decisions.waiting[uid]
+        reason_text = with_note(waiting, waiting.message, note)
         if bid_update is not None and bid_update[1]:
             reason_text = f"{reason_text}; {bid_update[3]}"
         first = job.status.phase != "Queued"
@@ -336,6 +361,7 @@ def _service_change(
     ctx: CycleContext,
     scale_binding: Placement | None,
     scale_waiting: str | None,
+    note: str,
 ) -> Change | None:
     if service.deleting:
         return None
@@ -389,7 +415,16 @@ def _service_change(
         preemption = decisions.preemptions[uid]
         grace = _grace(preemption, ctx.now)
         reason = CAUSE_REASONS.get(preemption.cause, "Preempted")
-        message = f"preempted ({preemption.reason}); draining for {grace}s"
+        cause = (
+            eviction_cause(built, uid)
+            if preemption.cause is PreemptionCause.UNHEALTHY_GPU
+            else None
+        )
+        message = (
+            f"{cause}; replacing its replicas on healthy GPUs"
+            if cause is not None
+            else f"preempted ({preemption.reason}); draining for {grace}s"
+        )
         patch = {
             "message": message,
             "conditions": _conditions(
@@ -422,7 +457,8 @@ def _service_change(
         return _with_events(change, (_event(service, ctx, "ScaledUp", message),))
 
     if uid in decisions.waiting and stage is Stage.QUEUED:
-        message = decisions.waiting[uid].message
+        waiting = decisions.waiting[uid]
+        message = with_note(waiting, waiting.message, note)
         patch = {
             **base_status(service),
             "message": message,

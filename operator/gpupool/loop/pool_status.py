@@ -9,10 +9,24 @@ from gpupool.k8s import names
 from gpupool.k8s.conditions import set_condition
 from gpupool.loop.actions import Change
 from gpupool.loop.status import minimal_patch
+from gpupool.loop.unavailable import problems_in_words, summarise
 from gpupool.scheduling.decisions import Decisions
 from gpupool.scheduling.health import is_usable
 from gpupool.state.records import PoolRecord
 from gpupool.state.snapshot import BuiltSnapshot
+
+DEGRADED_SHOWN = 5
+"""Problems the Degraded condition names before it says "and N more"."""
+
+
+def degraded_reason(built: BuiltSnapshot) -> str:
+    nodes = bool(built.node_problems)
+    gpus = any(node not in built.node_problems for node, _ in built.gpu_problems)
+    if nodes and gpus:
+        return "NodesAndGPUsUnavailable"
+    if nodes:
+        return "NodesUnavailable"
+    return "GPUsUnhealthy" if gpus else "AllNodesHealthy"
 
 
 def held_gpus(built: BuiltSnapshot, decisions: Decisions) -> dict[str, float]:
@@ -88,17 +102,14 @@ def pool_status(
             now=now,
         )
     )
-    problems = sorted(built.node_problems.items())
-    degraded_message = "; ".join(f"{node}: {why}" for node, why in problems[:5])
-    if len(problems) > 5:
-        degraded_message += f"; and {len(problems) - 5} more nodes"
+    problems = problems_in_words(built)
     conditions = list(
         set_condition(
             conditions,
             type_="Degraded",
             status=bool(problems),
-            reason="NodesUnavailable" if problems else "AllNodesHealthy",
-            message=degraded_message,
+            reason=degraded_reason(built),
+            message=summarise(problems, shown=DEGRADED_SHOWN),
             now=now,
         )
     )

@@ -1,9 +1,13 @@
 """A pool's view of the cache -> the core's immutable :class:`Snapshot` (pure).
 
-Nodes: GPUs come from the node agent's telemetry annotation when there is one
-(a stale report makes every GPU of the node unusable); a node without any report
-is trusted from its ``nvidia.com/gpu`` capacity (healthy, memory from its GPU
-model label) unless ``require_telemetry`` is set.
+Nodes: GPUs come from the node agent's telemetry annotation when there is one:
+measured free memory, NVLink domains, and the health fields the core checks
+against the pool's thresholds (each unhealthy GPU's reason, in words, goes to
+``gpu_problems``). A stale report (agent silent past the deadline) makes the node
+unschedulable: nothing new lands there, work already running stays (a silent
+agent is no evidence that its GPUs failed). A node without any report is trusted
+from its ``nvidia.com/gpu`` capacity (healthy, memory from its GPU model label)
+unless ``require_telemetry`` is set.
 
 Workloads: jobs and services of the pool whose namespace is a tenant, with a
 parsed spec, that are not finished. A ``PLACED`` workload holds the GPUs in its
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from gpupool.api.pool import GPUPoolSpec
 from gpupool.k8s import names
+from gpupool.k8s.timestamps import rfc3339
 from gpupool.scheduling.config import HealthThresholds, PoolConfig
 from gpupool.scheduling.model import (
     GPU,
@@ -48,7 +53,7 @@ from gpupool.state.stages import (
     job_stage,
     service_stage,
 )
-from gpupool.telemetry.health import is_stale
+from gpupool.telemetry.health import gpu_health, is_stale
 from gpupool.telemetry.sim_nodes import memory_from_model
 
 SCALE_SUFFIX = "+scale"
@@ -70,6 +75,9 @@ class BuiltSnapshot:
     """Pseudo workload UID -> the InferenceService UID it grows."""
     node_problems: Mapping[str, str] = field(default_factory=dict)
     """Node name -> why its GPUs are out of the pool (not ready, stale telemetry)."""
+    gpu_problems: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    """(node, GPU index) -> why that GPU is unhealthy, from its last telemetry report
+    (``"XID 79 (GPU has fallen off the bus)"``)."""
 
 
 def pool_config(spec: GPUPoolSpec) -> PoolConfig:
@@ -109,8 +117,10 @@ def build_snapshot(
     settings: SnapshotSettings = SnapshotSettings(),
 ) -> BuiltSnapshot:
     spec = view.pool.spec
+    config = pool_config(spec)
     tenants = tenants_of(spec, balances)
     node_problems: dict[str, str] = {}
+    gpu_problems: dict[tuple[str, int], str] = {}
     nodes: list[Node] = []
     for record in view.nodes:
         node, problem = core_node(
@@ -120,6 +130,7 @@ def build_snapshot(
             nodes.append(node)
         if problem is not None:
             node_problems[record.name] = problem
+        gpu_problems.update(unhealthy_gpus(record, config.health))
 
     workloads: dict[WorkloadUid, Workload] = {}
     not_admitted: dict[str, str] = {}
@@ -150,10 +161,11 @@ def build_snapshot(
             workloads=workloads,
             pool=view.pool.name,
         ),
-        config=pool_config(spec),
+        config=config,
         not_admitted=not_admitted,
         scale_requests=scale_requests,
         node_problems=node_problems,
+        gpu_problems=gpu_problems,
     )
 
 
@@ -182,9 +194,13 @@ def core_node(
         problem = "node cordoned"
     rack = record.labels.get(names.NODE_LABEL_RACK, "")
     if telemetry is not None:
-        stale = is_stale(telemetry, now=now, deadline_s=settings.telemetry_stale_after_s)
-        if stale and problem is None:
-            problem = f"telemetry stale: last report {now - telemetry.timestamp:.0f}s ago"
+        deadline = settings.telemetry_stale_after_s
+        if problem is None and is_stale(telemetry, now=now, deadline_s=deadline):
+            # Stable wording (no "N s ago"): the message lands in statuses every cycle.
+            problem = (
+                f"telemetry stale: no report from the gpupool node agent since "
+                f"{rfc3339(telemetry.timestamp)} (deadline {deadline:g}s)"
+            )
         gpus = tuple(
             GPU(
                 index=gpu.index,
@@ -192,7 +208,7 @@ def core_node(
                 memory_free_mib=gpu.memory_free_mib
                 if gpu.memory_free_mib is not None
                 else gpu.memory_total_mib or 0,
-                healthy=not gpu.lost and not stale,
+                healthy=not gpu.lost,
                 utilization_ratio=(gpu.sm_utilization_pct or 0.0) / 100.0,
                 nvlink_domain=gpu.nvlink_domain
                 if gpu.nvlink_domain is not None
@@ -205,7 +221,11 @@ def core_node(
         )
     else:
         if settings.require_telemetry and problem is None:
-            problem = "no telemetry from the gpupool node agent"
+            problem = (
+                f"telemetry unreadable: {record.telemetry_error}"
+                if record.telemetry_error
+                else "no telemetry from the gpupool node agent"
+            )
         memory = memory_from_model(record.labels.get(names.NODE_LABEL_GPU_MODEL, ""))
         gpus = tuple(
             GPU(index=index, memory_total_mib=memory, memory_free_mib=memory, healthy=True)
@@ -213,6 +233,20 @@ def core_node(
         )
     node = Node(name=NodeName(record.name), gpus=gpus, schedulable=problem is None, rack=rack)
     return node, problem
+
+
+def unhealthy_gpus(record: NodeRecord, thresholds: HealthThresholds) -> dict[tuple[str, int], str]:
+    """(node, GPU index) -> reason, for the GPUs of the node's last report that fail
+    ``thresholds`` (the same checks, in the same order, as the core's health filter)."""
+    telemetry = record.telemetry
+    if telemetry is None:
+        return {}
+    problems: dict[tuple[str, int], str] = {}
+    for gpu in telemetry.gpus:
+        verdict = gpu_health(gpu, thresholds)
+        if not verdict.healthy:
+            problems[(record.name, gpu.index)] = verdict.reason
+    return problems
 
 
 def _tier(priority_class: str) -> Tier:

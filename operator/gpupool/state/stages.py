@@ -34,6 +34,9 @@ CONDITION_PREEMPTING = "Preempting"
 CONDITION_RESTARTING = "Restarting"
 CONDITION_BID_CAPPED = "BidCapped"
 CONDITION_READY = "Ready"
+REASON_UNHEALTHY_GPU = "UnhealthyGPU"
+"""``Preempting`` reason of a workload evicted from a GPU that failed: for a job, a
+whole-gang restart (counted in ``restarts``), not a preemption."""
 
 
 class Stage(enum.Enum):
