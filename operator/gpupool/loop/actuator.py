@@ -81,7 +81,7 @@ class Actuator:
                     status=change.status_patch,
                 )
             except ApiError as error:
-                self._count("patch", error)
+                self._count("patch", error, resource=change.plural)
                 self._forget(change)
                 logger.warning("status of %s %s not written: %s", target.kind, _key(change), error)
                 return False
@@ -132,7 +132,7 @@ class Actuator:
                 return self._delete_pod(write)
             return self._delete_workload(write)
         except ApiError as error:
-            self._count(type(write).__name__, error)
+            self._count(type(write).__name__, error, resource=_resource(write))
             logger.warning("%s failed: %s", _describe(write), error)
             return False
 
@@ -195,15 +195,25 @@ class Actuator:
             self._cache.remove_service(write.uid)
         return True
 
-    def _count(self, verb: str, error: ApiError | None) -> None:
+    def _count(self, verb: str, error: ApiError | None, *, resource: str = "") -> None:
         if self._metrics is not None:
             outcome = "ok" if error is None else (error.reason or str(error.status))
             self._metrics.api_writes.labels(verb=verb, outcome=outcome).inc()
+            if error is not None:
+                self._metrics.reconcile_errors.labels(resource=resource).inc()
 
 
 def _key(change: Change) -> str:
     target = change.target
     return f"{target.namespace}/{target.name}" if target.namespace else target.name
+
+
+def _resource(write: Write) -> str:
+    if isinstance(write, CreateObject):
+        return "pods" if write.manifest.get("kind") == "Pod" else "services"
+    if isinstance(write, DeleteWorkload):
+        return write.plural
+    return "pods"
 
 
 def _describe(write: Write) -> str:

@@ -77,6 +77,7 @@ class PoolScheduler:
         self._cosmetic_refresh_s = cosmetic_refresh_s
         self._last_cosmetic: dict[str, float] = {}
         self._metrics_port = metrics_port
+        self._bind_latency = metrics.bind_latency_of(pool) if metrics is not None else None
         self.ledger = CreditLedger()
 
     def _context(self, view: PoolView, now: float) -> CycleContext:
@@ -159,7 +160,7 @@ class PoolScheduler:
             decide_s=decide_s,
             clearing_price_per_gpu_hour=decisions.clearing_price_per_gpu_hour,
         )
-        self._observe(report, built, decisions, status, balances)
+        self._observe(report, built, decisions, status, balances, nodes=ctx.pool_nodes)
         return report
 
     def _throttle(self, changes: list[Change], now: float) -> list[Change]:
@@ -188,6 +189,8 @@ class PoolScheduler:
         decisions: Decisions,
         status: Mapping[str, Any],
         balances: Mapping[str, float],
+        *,
+        nodes: frozenset[str],
     ) -> None:
         if report.bound or report.preempted or report.lifecycle_changes:
             logger.info(
@@ -211,11 +214,17 @@ class PoolScheduler:
             metrics.preemptions.labels(pool=self.pool, cause=str(preemption.cause)).inc()
         gpus = status.get("gpus")
         if isinstance(gpus, dict):
-            for state, count in gpus.items():
-                metrics.gpus.labels(pool=self.pool, state=state).set(count)
+            metrics.set_gpus(self.pool, gpus)
         metrics.clearing_price.labels(pool=self.pool).set(report.clearing_price_per_gpu_hour)
-        for tenant, credits in balances.items():
-            metrics.tenant_credits.labels(pool=self.pool, tenant=tenant).set(credits)
+        tenants = [t for t in status.get("tenants") or () if isinstance(t, dict)]
+        metrics.set_tenants(
+            self.pool,
+            credits=balances,
+            allocated={t["namespace"]: t["allocatedGPUs"] for t in tenants},
+            borrowed={t["namespace"]: t["borrowedGPUs"] for t in tenants},
+        )
+        metrics.set_nodes(self.pool, nodes)
+        self._observe_binds(built, decisions)
         pending: dict[tuple[str, str], int] = {}
         for uid in decisions.waiting:
             workload = built.snapshot.workloads.get(uid)
@@ -223,6 +232,27 @@ class PoolScheduler:
                 key = (workload.tier.label, str(workload.tenant))
                 pending[key] = pending.get(key, 0) + 1
         metrics.set_pending(self.pool, pending)
+
+    def _observe_binds(self, built: BuiltSnapshot, decisions: Decisions) -> None:
+        """Create-to-bound latency of first launches, once all their pods are bound."""
+        tracker = self._bind_latency
+        if tracker is None:
+            return
+        workloads = built.snapshot.workloads
+        for uid, placement in decisions.bindings.items():
+            workload = workloads.get(uid)
+            if workload is None or uid in built.scale_requests or workload.restarts:
+                continue  # a scale-up or a relaunch: not a create-to-bound wait
+            tracker.placed(
+                uid,
+                tier=workload.tier.label,
+                created_at=workload.submitted_at,
+                replicas=len(placement),
+            )
+        tracker.check(self._bound_pods, now=self._clock(), live=workloads.keys())
+
+    def _bound_pods(self, uid: str) -> int:
+        return sum(1 for pod in self._cache.pods_of(uid) if pod.node and not pod.deleting)
 
 
 def _charges(built: BuiltSnapshot, decisions: Decisions) -> tuple[WorkloadCharge, ...]:

@@ -59,6 +59,7 @@ async def leader_loop(runtime: OperatorRuntime) -> None:
             runtime.wakeups.poke_all()
         if leading and not now_leading:
             logger.warning("lost the scheduling lease to %s", elector.holder)
+            runtime.metrics.forget_pools()  # the new leader reports the pools now
         leading = now_leading
         await asyncio.sleep(elector.renew_interval_s())
 

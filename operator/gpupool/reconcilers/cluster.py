@@ -91,8 +91,10 @@ def on_pod_event(runtime: OperatorRuntime, event_type: str | None, body: Mapping
 def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event("", "v1", "nodes", registry=registry)
     def node_event(event: Mapping[str, Any], body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        on_node_event(memo.runtime, event.get("type"), body)
+        with memo.runtime.metrics.counting_errors("nodes"):
+            on_node_event(memo.runtime, event.get("type"), body)
 
     @kopf.on.event("", "v1", "pods", labels={names.LABEL_ROLE: kopf.PRESENT}, registry=registry)
     def pod_event(event: Mapping[str, Any], body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        on_pod_event(memo.runtime, event.get("type"), body)
+        with memo.runtime.metrics.counting_errors("pods"):
+            on_pod_event(memo.runtime, event.get("type"), body)

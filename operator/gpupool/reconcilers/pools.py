@@ -64,6 +64,7 @@ async def run_pool_loop(runtime: OperatorRuntime, name: str) -> None:
                 try:
                     await asyncio.to_thread(scheduler.run_once)
                 except Exception:  # one bad cycle must not end the pool's loop
+                    runtime.metrics.reconcile_errors.labels(resource=names.POOL_PLURAL).inc()
                     logger.exception("scheduling cycle of GPUPool %s failed", name)
             pool = runtime.cache.pool(name)
             interval = (
@@ -75,6 +76,7 @@ async def run_pool_loop(runtime: OperatorRuntime, name: str) -> None:
             await asyncio.sleep(runtime.min_cycle_gap_s)
     finally:
         runtime.wakeups.forget(name)
+        runtime.metrics.forget_pool(name)
         logger.info("scheduling loop for GPUPool %s stopped", name)
 
 
@@ -104,4 +106,5 @@ async def supervise_pool_loops(runtime: OperatorRuntime) -> None:
 def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(names.GROUP, names.VERSION, names.POOL_PLURAL, registry=registry)
     def pool_event(event: Mapping[str, Any], body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        on_pool_event(memo.runtime, event.get("type"), body)
+        with memo.runtime.metrics.counting_errors(names.POOL_PLURAL):
+            on_pool_event(memo.runtime, event.get("type"), body)

@@ -67,10 +67,12 @@ def on_service_event(
 def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(names.GROUP, names.VERSION, names.TRAINING_JOB_PLURAL, registry=registry)
     def job_event(event: Mapping[str, Any], body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        on_job_event(memo.runtime, event.get("type"), body)
+        with memo.runtime.metrics.counting_errors(names.TRAINING_JOB_PLURAL):
+            on_job_event(memo.runtime, event.get("type"), body)
 
     @kopf.on.event(names.GROUP, names.VERSION, names.INFERENCE_SERVICE_PLURAL, registry=registry)
     def service_event(
         event: Mapping[str, Any], body: Mapping[str, Any], memo: Any, **_: Any
     ) -> None:
-        on_service_event(memo.runtime, event.get("type"), body)
+        with memo.runtime.metrics.counting_errors(names.INFERENCE_SERVICE_PLURAL):
+            on_service_event(memo.runtime, event.get("type"), body)
