@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gpupool.k8s.timestamps import rfc3339
@@ -12,6 +13,7 @@ from gpupool.loop.plan import plan_changes
 from gpupool.loop.pool_status import pool_status
 from gpupool.scheduling.cycle import run_cycle
 from gpupool.state.cache import PoolView
+from gpupool.state.records import JobRecord
 from gpupool.state.snapshot import SnapshotSettings, build_snapshot
 from tests.unit.state.bodies import T0, job, pod_body
 from tests.unit.state.telemetry_bodies import pool_view, reported_node
@@ -72,7 +74,7 @@ def faulty_n1() -> dict[str, Any]:
     return reported_node("n1", at=FRESH, gpus=gpus)
 
 
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+def condition(status: Mapping[str, Any], type_: str) -> dict[str, Any]:
     found: dict[str, Any] = next(c for c in status["conditions"] if c["type"] == type_)
     return found
 
@@ -100,7 +102,7 @@ def test_a_gang_on_a_failed_gpu_restarts_with_an_event_that_names_gpu_node_and_x
 def test_the_released_gang_is_requeued_as_a_restart_not_a_preemption() -> None:
     changes, _ = cycle(faulty_n1(), reported_node("n2", at=FRESH), *running_big())
     evicted = changes["big"].assumed
-    assert evicted is not None
+    assert isinstance(evicted, JobRecord)
     view = pool_view(reported_node("n1", at=FRESH), reported_node("n2", at=FRESH))
     requeue = job_lifecycle(evicted, (), ctx(view))
     assert requeue is not None and requeue.status_patch is not None
