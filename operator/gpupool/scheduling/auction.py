@@ -79,7 +79,7 @@ class Bidder:
     Computes exactly what :func:`effective_bid` and :func:`raw_bid` compute.
     """
 
-    __slots__ = ("_base", "_hours", "_max_bid", "_now", "_prior")
+    __slots__ = ("_aging_s", "_base", "_bonus", "_hours", "_max_bid", "_now", "_prior")
 
     def __init__(self, now: float, config: PoolConfig) -> None:
         fairness = config.fairness
@@ -87,6 +87,8 @@ class Bidder:
         self._base = fairness.base_bid_per_gpu_hour
         self._prior = fairness.prior_duration_s
         self._max_bid = fairness.max_bid_per_gpu_hour
+        self._bonus = fairness.short_job_bonus
+        self._aging_s = fairness.aging_s
         self._hours = config.credit_horizon_s / SECONDS_PER_HOUR
 
     def raw(self, workload: Workload) -> float:
@@ -105,12 +107,16 @@ class Bidder:
         else:
             remaining = attained if attained > self._prior else self._prior
         denominator = attained + remaining
-        rho = (
-            1.0
-            if denominator <= 0
-            else ((waited if waited > 0 else 0.0) + denominator) / (denominator)
-        )
-        bid = self._base * rho
+        if denominator <= 0:
+            rho = 1.0
+        else:
+            rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
+        prior = self._prior
+        bonus = 1.0 + self._bonus * prior / (prior + attained) if prior > 0 else 1.0
+        bid = rho * bonus
+        if self._aging_s > 0:
+            bid += (waited if waited > 0 else 0.0) / self._aging_s
+        bid = self._base * bid
         return bid if bid < self._max_bid else self._max_bid
 
     def effective(self, workload: Workload, tenant: Tenant, gpus: float) -> float:

@@ -22,11 +22,18 @@ class FairnessAgentConfig:
     rho = (time in system + remaining) / (attained + remaining), with the
     remaining time unknown and estimated as ``max(attained, prior_duration_s)``
     (heavy-tailed run times: the longer a job has run, the longer it will run),
-    and bids ``base_bid_per_gpu_hour * rho`` per GPU-hour, capped by credits.
+    and bids ``base_bid_per_gpu_hour * rho * (1 + short_job_bonus * prior / (prior
+    + attained))`` per GPU-hour, capped by credits. The bonus is Tiresias' insight
+    in bid form: with heavy-tailed run times, a job that has run little is likely
+    to finish soon, so giving it GPUs first shortens the average completion time.
     """
 
     base_bid_per_gpu_hour: float = 1.0
     prior_duration_s: float = 900.0
+    short_job_bonus: float = 1.0
+    aging_s: float = 0.0
+    """Adds ``base_bid * waited / aging_s`` to the bid (0 disables): an absolute age term,
+    so that a long job, whose rho grows slowly, still gets back within a bounded wait."""
     max_bid_per_gpu_hour: float = 1000.0
 
 

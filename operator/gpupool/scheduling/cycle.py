@@ -31,6 +31,8 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import RELEASING, USED, ClusterState
 from gpupool.scheduling.config import PoolConfig
@@ -109,6 +111,9 @@ class _Cycle:
         self.highest_losing_bid: float | None = None
         """The highest bid of a borrower that found no GPUs (sets the clearing price)."""
         self.highest_losing_bid_or_zero = -1.0
+        self.bulk: list[tuple[list[_Entry], int, int, float]] = []
+        """Slices of the pending order that lost in bulk: (order, start, end, GPUs shown
+        free at their tier)."""
 
     def run(self) -> Decisions:
         self.index_snapshot()
@@ -288,6 +293,7 @@ class _Cycle:
     def place_pending(self, ordered: list[_Entry]) -> None:
         state = self.state
         reserve = self.config.reserve_price_per_gpu_hour
+        margin = 1.0 + self.config.outbid_margin_ratio
         used = self.tenant_used
         tenants = self.tenants
         bids = self.bids
@@ -296,7 +302,12 @@ class _Cycle:
         phase: tuple[int, bool] | None = None
         reach = shown = 0.0
         preemptions_seen = -1
-        for entry in ordered:
+        lowest_running_bid = self._lowest_running_borrower_bids()
+        position = 0
+        count = len(ordered)
+        while position < count:
+            entry = ordered[position]
+            position += 1
             workload, bid, guaranteed, minimum = entry
             tier = int(workload.tier)
             if (tier, guaranteed) != phase or len(self.preemptions) != preemptions_seen:
@@ -305,6 +316,26 @@ class _Cycle:
                 phase = (tier, guaranteed)
                 preemptions_seen = len(self.preemptions)
                 reach, shown = self._preemptible(tier, guaranteed)
+            if state.free_total <= 0 and state.rel_total <= 0 and not state.shared:
+                # Nothing free: once no preemption can help this candidate, none can help
+                # the rest of its phase (lower bids, same victims): lose them in bulk.
+                lowest = lowest_running_bid.get(tier)
+                hopeless = (
+                    reach <= 0
+                    if guaranteed
+                    else (shown <= 0 and (lowest is None or bid <= lowest * margin))
+                )
+                if hopeless:
+                    end = position
+                    while (
+                        end < count
+                        and ordered[end][2] is guaranteed
+                        and (int(ordered[end][0].tier) == tier)
+                    ):
+                        end += 1
+                    self._lose_in_bulk(ordered, position - 1, end, shown, guaranteed)
+                    position = end
+                    continue
             if not guaranteed:
                 bids[workload.uid] = bid
             tenant = tenants[workload.tenant]
@@ -345,9 +376,81 @@ class _Cycle:
                     continue
                 failed.add(shape)
             code = (
-                WaitCode.NO_PLACEMENT if available + _EPSILON >= minimum else (WaitCode.NO_CAPACITY)
+                WaitCode.NO_PLACEMENT if available + _EPSILON >= minimum else WaitCode.NO_CAPACITY
             )
             losses.append((workload, code, minimum, available + shown, bid, not guaranteed))
+            if not guaranteed and bid > self.highest_losing_bid_or_zero:
+                self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
+
+    def _bulk_expander(
+        self,
+    ) -> Callable[[], tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]]:
+        """Per-workload outcomes of the slices lost in bulk, computed when first read."""
+        bulk = list(self.bulk)
+        reserve = self.config.reserve_price_per_gpu_hour
+        usable_total = self.state.usable_total
+        bidder = self.bidder
+        over_max = self._over_tenant_max
+
+        def expand() -> tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]:
+            fixed: dict[WorkloadUid, WaitingReason] = {}
+            losses: list[_Loss] = []
+            for order, start, end, shown in bulk:
+                for workload, bid, guaranteed, minimum in order[start:end]:
+                    if over_max(workload, minimum):
+                        fixed[workload.uid] = WaitingReason(
+                            WaitCode.OVER_TENANT_MAX, minimum, 0.0, workload.tier, 0.0, 0.0
+                        )
+                    elif not guaranteed and bid < reserve:
+                        code = (
+                            WaitCode.NO_CREDITS
+                            if bidder.raw(workload) >= reserve
+                            else WaitCode.BELOW_RESERVE
+                        )
+                        losses.append((workload, code, minimum, 0.0, bid, True))
+                    elif minimum > usable_total + _EPSILON:
+                        fixed[workload.uid] = WaitingReason(
+                            WaitCode.TOO_LARGE, minimum, 0.0, workload.tier, 0.0, 0.0
+                        )
+                    else:
+                        losses.append(
+                            (workload, WaitCode.NO_CAPACITY, minimum, shown, bid, not guaranteed)
+                        )
+            return fixed, losses
+
+        return expand
+
+    def _lowest_running_borrower_bids(self) -> dict[int, float]:
+        lowest: dict[int, float] = {}
+        for _, tier, bid in self.borrowers:
+            if bid < lowest.get(tier, float("inf")):
+                lowest[tier] = bid
+        return lowest
+
+    def _lose_in_bulk(
+        self, ordered: list[_Entry], start: int, end: int, shown: float, guaranteed: bool
+    ) -> None:
+        """Record ``ordered[start:end]`` as waiting without looking at each one now."""
+        self.bulk.append((ordered, start, end, shown))
+        if guaranteed:
+            return
+        reserve = self.config.reserve_price_per_gpu_hour
+        state = self.state
+        for index in range(start, end):
+            workload, bid, _, minimum = ordered[index]
+            if bid < reserve:
+                return  # sorted by bid: no capacity loser below this one
+            too_large = minimum > state.usable_total + _EPSILON
+            if not too_large and not self._over_tenant_max(workload, minimum):
+                if bid > self.highest_losing_bid_or_zero:
+                    self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
+                return
+
+    def _over_tenant_max(self, workload: Workload, minimum: float) -> bool:
+        tenant = self.tenants[workload.tenant]
+        return tenant.max_gpus is not None and (
+            self.tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + _EPSILON
+        )
 
     def _try_place(self, entry: _Entry, tier: int, g: int, reach: float) -> bool:
         workload, bid, guaranteed, _ = entry
@@ -407,7 +510,7 @@ class _Cycle:
         if victims is None:
             return False
         for victim, cause in victims:
-            self._preempt(victim, cause, workload)
+            self._preempt(victim, cause, workload, guaranteed)
         plan = place_whole(
             state, gpus_per_replica=g, replicas=smallest, spread=spread, with_releasing=True
         )
@@ -426,7 +529,9 @@ class _Cycle:
             workload, WaitCode.AWAITING_RELEASE, replicas * workload.gpus_per_replica_units
         )
 
-    def _preempt(self, victim: Victim, cause: PreemptionCause, preemptor: Workload) -> None:
+    def _preempt(
+        self, victim: Victim, cause: PreemptionCause, preemptor: Workload, guaranteed: bool
+    ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
         self.prices.pop(victim.uid, None)
@@ -443,6 +548,7 @@ class _Cycle:
             reason=f"preempted for {preemptor.tenant}/{preemptor.name} ({what})",
             grace_deadline=self.now + self.config.grace_period_s,
             preemptor=preemptor.uid,
+            preemptor_guaranteed=guaranteed,
         )
 
     def _preemptible(self, tier: int, guaranteed: bool) -> tuple[float, float]:
@@ -492,14 +598,25 @@ class _Cycle:
                 ask[tier] = bid
         fixed = self.waiting
         losses = self.losses
+        bulk = self.bulk
         exhausted = self.victim_index is not None and self.victim_index.exhausted
+        expand = self._bulk_expander()
 
         def reasons() -> dict[WorkloadUid, WaitingReason]:
-            return _reasons(fixed, losses, ask=ask, reserve=reserve, exhausted=exhausted)
+            more_fixed, more_losses = expand()
+            return _reasons(
+                {**fixed, **more_fixed},
+                losses + more_losses,
+                ask=ask,
+                reserve=reserve,
+                exhausted=exhausted,
+            )
 
         def positions() -> dict[WorkloadUid, int]:
             waiting_uids = set(fixed)
             waiting_uids.update(loss[0].uid for loss in losses)
+            for order, start, end, _ in bulk:
+                waiting_uids.update(entry[0].uid for entry in order[start:end])
             numbered: dict[WorkloadUid, int] = {}
             for entry in ordered:
                 uid = entry[0].uid
@@ -510,13 +627,23 @@ class _Cycle:
                     numbered[uid] = len(numbered) + 1
             return numbered
 
+        known_bids = self.bids
+
+        def all_bids() -> dict[WorkloadUid, float]:
+            merged = dict(known_bids)
+            for order, start, end, _ in bulk:
+                for workload, bid, guaranteed, _ in order[start:end]:
+                    if not guaranteed:
+                        merged[workload.uid] = bid
+            return merged
+
         return Decisions(
             now=self.now,
             bindings=self.bindings,
             preemptions=self.preemptions,
             clearing_price_per_gpu_hour=price,
             prices=prices,
-            bids=self.bids,
+            bids=LazyMapping(all_bids) if bulk else self.bids,
             waiting=LazyMapping(reasons),
             queue_positions=LazyMapping(positions),
         )

@@ -35,6 +35,8 @@ class Preemption:
     grace_deadline: float
     """GPUs are reclaimed at this time; the workload checkpoints before it."""
     preemptor: WorkloadUid | None = None
+    preemptor_guaranteed: bool = False
+    """The preemptor was inside its tenant's guarantee (a reclaim or a guaranteed tier)."""
 
 
 class WaitCode(enum.StrEnum):

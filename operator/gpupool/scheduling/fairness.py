@@ -12,7 +12,13 @@ without knowing run times:
 A job that has waited long for its size gets a high rho; a short job waiting
 grows fastest (small A + R), which favours short jobs the way least-attained-
 service does, while a long job's rho still grows without bound as it waits,
-so nobody starves. The bid is ``base_bid_per_gpu_hour * rho`` per GPU-hour.
+so nobody starves. The bid per GPU-hour is
+
+    base_bid_per_gpu_hour * rho * (1 + short_job_bonus * prior / (prior + A))
+
+the last factor (between 1 and 1 + short_job_bonus) favouring jobs that have run
+little (likely short, Tiresias' least-attained-service insight), so that a new
+job may outbid a long-running one once it has waited a little.
 """
 
 from __future__ import annotations
@@ -48,4 +54,10 @@ def estimated_rho(workload: Workload, now: float, config: FairnessAgentConfig) -
 def fairness_bid(workload: Workload, now: float, config: FairnessAgentConfig) -> float:
     """The agent's bid per GPU-hour (before the tenant's credit cap)."""
     rho = estimated_rho(workload, now, config)
-    return min(config.base_bid_per_gpu_hour * rho, config.max_bid_per_gpu_hour)
+    prior = config.prior_duration_s
+    attained = attained_service_s(workload, now)
+    bonus = 1.0 + config.short_job_bonus * prior / (prior + attained) if prior > 0 else 1.0
+    bid = rho * bonus
+    if config.aging_s > 0:
+        bid += max(0.0, now - workload.submitted_at - attained) / config.aging_s
+    return min(config.base_bid_per_gpu_hour * bid, config.max_bid_per_gpu_hour)

@@ -232,6 +232,10 @@ class VictimIndex:
                 yield victim, cause
 
 
+LOOKAHEAD = 64
+"""Extra victims examined after the first fit of a one-replica candidate."""
+
+
 class _Trial:
     """GPUs freed by a tentative victim set, kept incrementally per node and domain."""
 
@@ -305,9 +309,16 @@ class _Trial:
         candidates: Iterator[tuple[Victim, PreemptionCause]],
         useful: set[NodeState],
     ) -> list[tuple[Victim, PreemptionCause]] | None:
-        """Add victims in order (skipping those on nodes that cannot help) until it fits."""
+        """Add victims in order (skipping those on nodes that cannot help) until it fits.
+
+        One replica: once it fits somewhere, look a little further (as many victims
+        again, at least ``LOOKAHEAD``) for a node that needs fewer victims, and take the
+        node whose minimal set is smallest (ties: the one found first, i.e. the
+        cheapest in victim order). Gangs: the first set that fits, made minimal.
+        """
         chosen: list[tuple[Victim, PreemptionCause]] = []
         state = self.state
+        stop_at: int | None = None
         for pair in candidates:
             slots = pair[0].slots
             if slots is None:
@@ -319,25 +330,40 @@ class _Trial:
                 continue
             self.add(pair[0])
             chosen.append(pair)
-            if self.feasible():
-                return self._prune(chosen)
-        return None
+            if stop_at is None:
+                if self.feasible():
+                    if self.replicas != 1:
+                        return self._prune(chosen)
+                    stop_at = len(chosen) + max(LOOKAHEAD, len(chosen))
+            elif len(chosen) >= stop_at:
+                break
+        if stop_at is None:
+            return None
+        best: list[tuple[Victim, PreemptionCause]] | None = None
+        for target in list(self.fit_nodes):
+            on_node = [
+                pair
+                for pair in chosen
+                if any(ns is target for ns, _ in victim_slots(state, pair[0]))
+            ]
+            single = _Trial(state, self.g, 1)
+            prefix: list[tuple[Victim, PreemptionCause]] = []
+            for pair in on_node:
+                single.add(pair[0])
+                prefix.append(pair)
+                if single.feasible():
+                    break
+            if not single.feasible():
+                continue
+            candidate = single._prune(prefix)
+            if best is None or len(candidate) < len(best):
+                best = candidate
+        return best
 
     def _prune(
         self, chosen: list[tuple[Victim, PreemptionCause]]
     ) -> list[tuple[Victim, PreemptionCause]]:
-        if self.replicas == 1:
-            # Keep only the victims on the first node where the replica now fits.
-            target = next(iter(self.fit_nodes))
-            for victim, _ in chosen:
-                self.remove(victim)
-            chosen = [
-                pair
-                for pair in chosen
-                if any(ns is target for ns, _ in victim_slots(self.state, pair[0]))
-            ]
-            for victim, _ in chosen:
-                self.add(victim)
+        """Give back, most valuable first, every victim the gang does not need."""
         spared: set[int] = set()
         for position in range(len(chosen) - 1, -1, -1):
             victim = chosen[position][0]

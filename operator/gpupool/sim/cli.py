@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     total_gpus = args.nodes * args.gpus_per_node
     tenant_names = {job.tenant for job in jobs}
     tenants = (
-        load_tenants(args.tenants, trace_tenants=tenant_names)
+        load_tenants(args.tenants, trace_tenants=tenant_names, total_gpus=total_gpus)
         if args.tenants
         else default_tenants(tenant_names, total_gpus=total_gpus)
     )

@@ -12,10 +12,11 @@ File (YAML or JSON), the shape of ``GPUPool.spec.tenants``::
 Default when no file is given (``default_tenants``): every tenant seen in the
 trace is guaranteed an equal share of half the pool
 (``floor(0.5 * GPUs / tenants)``), may borrow up to the whole pool, has weight 1,
-earns one credit per guaranteed GPU per hour (so it can borrow its guarantee's
-worth at the fairness agent's base bid), saves up to 24 hours of that, and
-starts full. Tenants in the trace but not in the file get the default terms
-with no guarantee.
+earns ``DEFAULT_CREDITS_PER_GPU_HOUR`` (2) credits per hour for each GPU of its
+equal share of the whole pool (so it can keep its equal share busy at twice the
+fairness agent's base bid), saves up to 24 hours of that, and starts full.
+Tenants in the trace but not in the file get the default terms with no
+guarantee.
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ from gpupool.scheduling.model import Tenant, TenantName
 
 DEFAULT_GUARANTEED_FRACTION = 0.5
 DEFAULT_CREDIT_HOURS = 24.0
+DEFAULT_CREDITS_PER_GPU_HOUR = 2.0
 
 
 class TenantsError(ValueError):
     """A malformed tenants file; the message names the file and the entry."""
 
 
-def default_tenant(name: str, *, guaranteed_gpus: int) -> Tenant:
-    per_hour = float(max(1, guaranteed_gpus))
+def default_tenant(name: str, *, guaranteed_gpus: int, fair_share_gpus: float) -> Tenant:
+    per_hour = DEFAULT_CREDITS_PER_GPU_HOUR * max(1.0, fair_share_gpus)
     return Tenant(
         name=TenantName(name),
         guaranteed_gpus=guaranteed_gpus,
@@ -55,11 +57,17 @@ def default_tenants(names: Iterable[str], *, total_gpus: int) -> dict[TenantName
     ordered = sorted(set(names))
     if not ordered:
         return {}
-    share = math.floor(DEFAULT_GUARANTEED_FRACTION * total_gpus / len(ordered))
-    return {TenantName(n): default_tenant(n, guaranteed_gpus=share) for n in ordered}
+    fair_share = total_gpus / len(ordered)
+    guaranteed = math.floor(DEFAULT_GUARANTEED_FRACTION * fair_share)
+    return {
+        TenantName(n): default_tenant(n, guaranteed_gpus=guaranteed, fair_share_gpus=fair_share)
+        for n in ordered
+    }
 
 
-def load_tenants(path: str | Path, *, trace_tenants: Iterable[str]) -> dict[TenantName, Tenant]:
+def load_tenants(
+    path: str | Path, *, trace_tenants: Iterable[str], total_gpus: int
+) -> dict[TenantName, Tenant]:
     """Tenants from a file, plus default terms (no guarantee) for trace tenants it lacks."""
     path = Path(path)
     try:
@@ -78,8 +86,13 @@ def load_tenants(path: str | Path, *, trace_tenants: Iterable[str]) -> dict[Tena
     for position, entry in enumerate(entries):
         tenant = _parse_entry(entry, f"{path}: tenants[{position}]")
         tenants[tenant.name] = tenant
-    for name in sorted(set(trace_tenants) - set(tenants)):
-        tenants[TenantName(name)] = default_tenant(name, guaranteed_gpus=0)
+    missing = sorted(set(trace_tenants) - set(tenants))
+    for name in missing:
+        tenants[TenantName(name)] = default_tenant(
+            name,
+            guaranteed_gpus=0,
+            fair_share_gpus=total_gpus / max(1, len(tenants) + len(missing)),
+        )
     return tenants
 
 

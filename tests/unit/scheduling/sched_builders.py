@@ -75,9 +75,7 @@ class JobBuilder:
         self._w = replace(self._w, last_checkpoint_at=at)
         return self
 
-    def running_on(
-        self, *replicas: tuple[str, Sequence[int]], since: float = 0.0
-    ) -> JobBuilder:
+    def running_on(self, *replicas: tuple[str, Sequence[int]], since: float = 0.0) -> JobBuilder:
         placement = tuple(
             ReplicaPlacement(node=NodeName(node), gpu_indices=tuple(gpus))
             for node, gpus in replicas

@@ -1,0 +1,349 @@
+"""Table-driven tests of run_cycle, built from fixture builders."""
+
+from __future__ import annotations
+
+import pytest
+from sched_builders import cluster, job, node, snapshot, tenant
+
+from gpupool.scheduling import (
+    PoolConfig,
+    PreemptionCause,
+    ReplicaPlacement,
+    WaitCode,
+    run_cycle,
+)
+
+CONFIG = PoolConfig()
+
+
+def nodes_of(placement: tuple[ReplicaPlacement, ...]) -> list[str]:
+    return [replica.node for replica in placement]
+
+
+def test_single_gpu_job_takes_the_fullest_node_so_whole_nodes_stay_free() -> None:
+    snap = snapshot(
+        job("busy").gpus(6).running_on(("n0", range(6))),
+        job("a").gpus(1),
+        nodes=cluster(2),
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert nodes_of(decisions.bindings["a"]) == ["n0"]
+    assert decisions.bindings["a"][0].gpu_indices == (6,)
+
+
+def test_gang_packs_two_replicas_onto_whole_nodes() -> None:
+    decisions = run_cycle(snapshot(job("g").gpus(8).replicas(2), nodes=cluster(3)), CONFIG)
+    placement = decisions.bindings["g"]
+    assert len(placement) == 2
+    assert len(set(nodes_of(placement))) == 2
+    assert all(len(replica.gpu_indices) == 8 for replica in placement)
+
+
+def test_small_gang_fits_on_one_node() -> None:
+    decisions = run_cycle(snapshot(job("g").gpus(2).replicas(3), nodes=cluster(2)), CONFIG)
+    assert set(nodes_of(decisions.bindings["g"])) == {"n0"}
+
+
+def test_gang_is_all_or_nothing() -> None:
+    snap = snapshot(
+        job("busy").gpus(8).running_on(("n0", range(8))).priority("high"),
+        job("g").gpus(8).replicas(2),
+        nodes=cluster(2),
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert "g" not in decisions.bindings
+    assert decisions.waiting["g"].code is WaitCode.NO_CAPACITY
+    assert decisions.waiting["g"].needed_gpus == 16
+
+
+def test_replica_stays_inside_one_nvlink_domain() -> None:
+    # Domain 0 (GPUs 0-3) has 3 free, domain 1 (4-7) has 4 free: 4 GPUs must go to 4-7.
+    snap = snapshot(
+        job("busy").gpus(1).running_on(("n0", [0])),
+        job("a").gpus(4),
+        nodes=[node("n0", 8, domains=2)],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert decisions.bindings["a"][0].gpu_indices == (4, 5, 6, 7)
+
+
+def test_replica_does_not_straddle_domains_even_when_enough_gpus_are_free() -> None:
+    snap = snapshot(
+        job("x").gpus(1).priority("high").running_on(("n0", [0])),
+        job("y").gpus(1).priority("high").running_on(("n0", [4])),
+        job("a").gpus(4),
+        nodes=[node("n0", 8, domains=2)],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert "a" not in decisions.bindings
+    assert decisions.waiting["a"].code is WaitCode.NO_PLACEMENT
+
+
+def test_inference_replicas_spread_across_nodes() -> None:
+    decisions = run_cycle(
+        snapshot(job("svc").gpus(1).replicas(3).inference(), nodes=cluster(3)), CONFIG
+    )
+    assert sorted(nodes_of(decisions.bindings["svc"])) == ["n0", "n1", "n2"]
+
+
+def test_fractional_replicas_share_a_gpu_when_memory_allows() -> None:
+    decisions = run_cycle(
+        snapshot(job("svc").share(0.5, 30_000).replicas(2), nodes=[node("n0", 1)]), CONFIG
+    )
+    placement = decisions.bindings["svc"]
+    assert [replica.gpu_indices for replica in placement] == [(0,), (0,)]
+
+
+def test_fractional_replicas_do_not_share_when_memory_is_short() -> None:
+    decisions = run_cycle(
+        snapshot(job("svc").share(0.5, 50_000).replicas(2), nodes=[node("n0", 1)]), CONFIG
+    )
+    assert "svc" not in decisions.bindings
+
+
+def test_elastic_job_starts_with_what_fits_but_not_below_its_minimum() -> None:
+    snap = snapshot(
+        job("busy").gpus(8).running_on(("n0", range(8))).priority("high"),
+        job("e").gpus(8).replicas(3).elastic(2),
+        nodes=cluster(3),
+    )
+    assert len(run_cycle(snap, CONFIG).bindings["e"]) == 2
+    tight = snapshot(
+        job("busy").gpus(8).running_on(("n0", range(8))).priority("high"),
+        job("busy2").gpus(8).running_on(("n1", range(8))).priority("high"),
+        job("e").gpus(8).replicas(3).elastic(2),
+        nodes=cluster(3),
+    )
+    assert "e" not in run_cycle(tight, CONFIG).bindings
+
+
+def test_higher_tier_preempts_lower_tier_with_grace() -> None:
+    snap = snapshot(
+        job("low").gpus(8).priority("low").running_on(("n0", range(8)), since=0),
+        job("hi").gpus(8).priority("high"),
+        nodes=cluster(1),
+        now=50.0,
+    )
+    decisions = run_cycle(snap, CONFIG)
+    preemption = decisions.preemptions["low"]
+    assert preemption.cause is PreemptionCause.HIGHER_TIER
+    assert preemption.grace_deadline == 50.0 + CONFIG.grace_period_s
+    assert preemption.preemptor == "hi"
+    assert decisions.waiting["hi"].code is WaitCode.AWAITING_RELEASE
+
+
+def test_releasing_gpus_are_claimed_by_the_waiting_preemptor_first() -> None:
+    snap = snapshot(
+        job("low").gpus(8).priority("low").running_on(("n0", range(8)), since=0).preempted(40),
+        job("hi").gpus(8).priority("high"),
+        job("small").gpus(1).priority("normal"),
+        nodes=cluster(1),
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert decisions.waiting["hi"].code is WaitCode.AWAITING_RELEASE
+    assert "low" not in decisions.preemptions
+    assert decisions.waiting["small"].code is WaitCode.NO_CAPACITY
+
+
+def test_smallest_victim_set_prefers_one_big_victim_over_four_small_ones() -> None:
+    small = [
+        job(f"s{i}").gpus(1).priority("low").bid(1.0).running_on(("n0", [i]), since=900)
+        for i in range(4)
+    ]
+    snap = snapshot(
+        *small,
+        job("big").gpus(4).priority("low").bid(1.0).running_on(("n1", range(4)), since=0),
+        job("hi").gpus(4).priority("high"),
+        nodes=[node("n0", 4), node("n1", 4)],
+        now=1000.0,
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert set(decisions.preemptions) == {"big"}
+
+
+def test_victims_are_lowest_bid_first() -> None:
+    snap = snapshot(
+        job("rich").gpus(4).priority("low").bid(5.0).running_on(("n0", range(4)), since=0),
+        job("poor").gpus(4).priority("low").bid(0.5).running_on(("n1", range(4)), since=0),
+        job("hi").gpus(4).priority("high"),
+        nodes=[node("n0", 4), node("n1", 4)],
+    )
+    assert set(run_cycle(snap, CONFIG).preemptions) == {"poor"}
+
+
+def test_guarantee_reclaims_from_a_borrower_of_another_tenant() -> None:
+    snap = snapshot(
+        job("borrow").tenant("b").gpus(8).running_on(("n0", range(8)), since=990),
+        job("mine").tenant("a").gpus(8),
+        nodes=cluster(1),
+        tenants=[tenant("a", guaranteed=8), tenant("b", guaranteed=0)],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    preemption = decisions.preemptions["borrow"]
+    assert preemption.cause is PreemptionCause.GUARANTEE_RECLAIM
+    assert preemption.preemptor_guaranteed
+
+
+def test_a_borrower_never_preempts_a_workload_inside_its_guarantee() -> None:
+    snap = snapshot(
+        job("safe").tenant("a").gpus(8).bid(0.1).running_on(("n0", range(8)), since=0),
+        job("rich").tenant("b").gpus(8).bid(100.0),
+        nodes=cluster(1),
+        tenants=[tenant("a", guaranteed=8), tenant("b")],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert not decisions.preemptions
+    assert decisions.waiting["rich"].code is WaitCode.NO_CAPACITY
+
+
+@pytest.mark.parametrize(
+    ("victim_started", "preempted"),
+    [(0.0, True), (900.0, False)],  # ran 1000 s vs 100 s with min runtime 300 s
+)
+def test_outbidding_respects_min_runtime(victim_started: float, preempted: bool) -> None:
+    snap = snapshot(
+        job("old").tenant("b").gpus(8).bid(0.2).running_on(("n0", range(8)), since=victim_started),
+        job("new").tenant("c").gpus(8).bid(5.0),
+        nodes=cluster(1),
+        now=1000.0,
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert ("old" in decisions.preemptions) is preempted
+    if preempted:
+        assert decisions.preemptions["old"].cause is PreemptionCause.OUTBID
+
+
+def test_outbid_needs_the_margin() -> None:
+    snap = snapshot(
+        job("old").tenant("b").gpus(8).bid(1.0).running_on(("n0", range(8)), since=0),
+        job("new").tenant("c").gpus(8).bid(1.5),
+        nodes=cluster(1),
+        now=1000.0,
+    )
+    assert not run_cycle(snap, PoolConfig(outbid_margin_ratio=1.0)).preemptions
+    assert "old" in run_cycle(snap, PoolConfig(outbid_margin_ratio=0.2)).preemptions
+
+
+def test_uniform_price_is_the_highest_losing_bid_and_winners_pay_at_most_their_bid() -> None:
+    snap = snapshot(
+        job("b3").gpus(1).bid(3.0),
+        job("b2").gpus(1).bid(2.0),
+        job("b1").gpus(1).bid(1.0),
+        nodes=[node("n0", 2)],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert set(decisions.bindings) == {"b3", "b2"}
+    assert decisions.clearing_price_per_gpu_hour == 1.0
+    assert decisions.prices["b3"] == 1.0
+    assert decisions.prices["b2"] == 1.0
+
+
+def test_a_hole_filler_pays_its_bid_not_the_higher_clearing_price() -> None:
+    snap = snapshot(
+        job("busy").gpus(1).priority("high").running_on(("n1", [0])),
+        job("big").gpus(1).replicas(2).bid(5.0),
+        job("small").gpus(1).bid(0.5),
+        nodes=[node("n0", 1), node("n1", 1)],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert set(decisions.bindings) == {"small"}
+    assert decisions.clearing_price_per_gpu_hour == 5.0
+    assert decisions.prices["small"] == 0.5
+
+
+def test_without_contention_borrowers_pay_the_reserve_price() -> None:
+    decisions = run_cycle(snapshot(job("a").gpus(1).bid(2.0), nodes=cluster(1)), CONFIG)
+    assert decisions.clearing_price_per_gpu_hour == CONFIG.reserve_price_per_gpu_hour
+    assert decisions.prices["a"] == CONFIG.reserve_price_per_gpu_hour
+
+
+def test_workloads_inside_their_guarantee_pay_nothing() -> None:
+    snap = snapshot(
+        job("a").tenant("a").gpus(4).bid(2.0),
+        nodes=cluster(1),
+        tenants=[tenant("a", guaranteed=4)],
+    )
+    assert run_cycle(snap, CONFIG).prices["a"] == 0.0
+
+
+def test_bid_below_reserve_waits_with_that_reason() -> None:
+    decisions = run_cycle(snapshot(job("a").gpus(1).bid(0.01), nodes=cluster(1)), CONFIG)
+    reason = decisions.waiting["a"]
+    assert reason.code is WaitCode.BELOW_RESERVE
+    assert "reserve price" in reason.message
+
+
+def test_empty_credits_cap_the_bid() -> None:
+    snap = snapshot(
+        job("a").tenant("broke").gpus(1).bid(2.0),
+        nodes=cluster(1),
+        tenants=[tenant("broke", balance=0.0, per_hour=0.0)],
+    )
+    reason = run_cycle(snap, CONFIG).waiting["a"]
+    assert reason.code is WaitCode.NO_CREDITS
+
+
+def test_waiting_message_names_gpus_free_capacity_bid_and_price() -> None:
+    running = [
+        job(f"r{i}").tenant("b").gpus(8).bid(0.9).running_on((f"n{i}", range(8)), since=0)
+        for i in range(4)
+    ]
+    snap = snapshot(
+        *running,
+        job("w").tenant("c").gpus(8).replicas(4).bid(0.4),
+        nodes=cluster(4),
+        now=1000.0,
+    )
+    reason = run_cycle(snap, CONFIG).waiting["w"]
+    assert reason.code is WaitCode.OUTBID
+    assert reason.message == "needs 32 GPUs, 0 free at tier normal, bid 0.4 < price 0.9"
+
+
+def test_unhealthy_gpu_evicts_its_workload_and_is_not_reused() -> None:
+    snap = snapshot(
+        job("hurt").gpus(2).running_on(("n0", [0, 1]), since=0),
+        job("new").gpus(8),
+        nodes=[node("n0", 8, unhealthy=[1])],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert decisions.preemptions["hurt"].cause is PreemptionCause.UNHEALTHY_GPU
+    assert "new" not in decisions.bindings
+    assert decisions.waiting["new"].code is WaitCode.TOO_LARGE
+
+
+def test_cordoned_node_gets_no_new_work() -> None:
+    snap = snapshot(job("a").gpus(1), nodes=[node("n0", 8, schedulable=False), node("n1", 8)])
+    assert nodes_of(run_cycle(snap, CONFIG).bindings["a"]) == ["n1"]
+
+
+def test_tenant_ceiling_keeps_a_job_waiting() -> None:
+    snap = snapshot(
+        job("a").tenant("t").gpus(4).running_on(("n0", range(4))),
+        job("b").tenant("t").gpus(4),
+        nodes=cluster(1),
+        tenants=[tenant("t", max_gpus=6)],
+    )
+    assert run_cycle(snap, CONFIG).waiting["b"].code is WaitCode.OVER_TENANT_MAX
+
+
+def test_unknown_tenant_waits_with_a_clear_reason() -> None:
+    snap = snapshot(job("a").tenant("nobody").gpus(1), nodes=cluster(1))
+    snap = type(snap)(now=snap.now, nodes=snap.nodes, tenants={}, workloads=snap.workloads)
+    reason = run_cycle(snap, CONFIG).waiting["a"]
+    assert reason.code is WaitCode.UNKNOWN_TENANT
+
+
+def test_queue_positions_follow_the_order_considered() -> None:
+    snap = snapshot(
+        job("busy").gpus(8).priority("high").running_on(("n0", range(8))),
+        job("late").gpus(1).bid(1.0).submitted(20),
+        job("early").gpus(1).bid(1.0).submitted(10),
+        job("rich").gpus(1).bid(9.0).submitted(30),
+        nodes=cluster(1),
+    )
+    positions = run_cycle(snap, CONFIG).queue_positions
+    assert [uid for uid, _ in sorted(positions.items(), key=lambda kv: kv[1])] == [
+        "rich",
+        "early",
+        "late",
+    ]
