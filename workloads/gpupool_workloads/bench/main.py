@@ -21,12 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     trainer = parser.add_argument_group("trainer")
     trainer.add_argument("--nproc", type=int, default=2)
-    trainer.add_argument("--steps", type=int, default=300)
+    trainer.add_argument("--steps", type=int, default=600)
     trainer.add_argument("--batch-size", type=int, default=64)
     trainer.add_argument("--model", default="mlp")
     trainer.add_argument("--model-kwargs", default='{"hidden": 512}')
     trainer.add_argument("--checkpoint-every-seconds", type=float, default=5.0)
-    trainer.add_argument("--repeats", type=int, default=2)
+    trainer.add_argument("--repeats", type=int, default=4)
     trainer.add_argument("--backend", choices=["gloo", "nccl"], default="gloo")
     serving = parser.add_argument_group("inference")
     serving.add_argument("--clients", type=int, default=16)
@@ -44,8 +44,10 @@ def _print_summary(results: dict[str, Any]) -> None:
         print(
             f"trainer ({trainer['processes']} procs, {trainer['model']} "
             f"{trainer['model_kwargs']}, global batch {trainer['global_batch']}): "
-            f"bare {max(bare):.0f} samples/s, wrapped {max(wrapped):.0f} samples/s, "
-            f"ratio {trainer['wrapped_over_bare_ratio']:.3f}",
+            f"bare {min(bare):.0f}..{max(bare):.0f} samples/s, "
+            f"wrapped {min(wrapped):.0f}..{max(wrapped):.0f} samples/s, "
+            f"ratio of medians {trainer['wrapped_over_bare_ratio']:.3f} "
+            f"(of bests {trainer['wrapped_over_bare_ratio_best']:.3f})",
             file=sys.stderr,
         )
         if trainer["checkpoint_seconds_median"] is not None:

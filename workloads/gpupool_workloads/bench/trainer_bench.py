@@ -66,27 +66,31 @@ def run_trainer_bench(config: TrainerBenchConfig) -> dict[str, Any]:
     checkpoint_seconds: list[float] = []
     checkpoint_bytes = 0
     with tempfile.TemporaryDirectory(prefix="gpupool-bench-") as scratch:
-        for repeat in range(config.repeats):
-            env = {
-                **os.environ,
-                "WORLD_SIZE": "1",
-                "NODE_RANK": "0",
-                "NPROC_PER_NODE": str(config.nproc),
-                "MASTER_ADDR": "127.0.0.1",
-            }
-            summary = Path(scratch) / f"bare-{repeat}.json"
-            bare = _launch(
+        env = {
+            **os.environ,
+            "WORLD_SIZE": "1",
+            "NODE_RANK": "0",
+            "NPROC_PER_NODE": str(config.nproc),
+            "MASTER_ADDR": "127.0.0.1",
+        }
+
+        def bare(repeat: int) -> None:
+            template = str(Path(scratch) / f"bare-{repeat}-{{rank}}.json")
+            summary = _launch(
                 [sys.executable, "-m", "gpupool_workloads.bench.bare_ddp", *common,
-                 "--summary-file", str(summary), "--backend", config.backend],
+                 "--summary-file", template, "--backend", config.backend],
                 {**env, "MASTER_PORT": str(_free_port())},
-                summary,
+                Path(template.replace("{rank}", "0")),
             )  # fmt: skip
-            bare_rates.append(float(bare["samples_per_second"]))
+            bare_rates.append(float(summary["samples_per_second"]))
+
+        def wrapped(repeat: int) -> None:
+            nonlocal checkpoint_bytes
             ckpt_dir = Path(scratch) / f"ckpt-{repeat}"
-            summary = Path(scratch) / f"wrapped-{repeat}.json"
-            wrapped = _launch(
-                [*common, "--summary-file", str(summary), "--log-every-steps", "50",
-                 "--backend", config.backend],
+            template = str(Path(scratch) / f"wrapped-{repeat}-{{rank}}.json")
+            summary = _launch(
+                [*common, "--summary-file", template, "--log-every-steps", "50",
+                 "--backend", config.backend, "--epochs", str(config.steps)],
                 {
                     **env,
                     "MASTER_PORT": str(_free_port()),
@@ -94,12 +98,17 @@ def run_trainer_bench(config: TrainerBenchConfig) -> dict[str, Any]:
                     "GPUPOOL_CHECKPOINT_EVERY_SECONDS": str(config.checkpoint_every_seconds),
                     "GPUPOOL_METRICS_PORT": str(_free_port()),
                 },
-                summary,
+                Path(template.replace("{rank}", "0")),
             )  # fmt: skip
-            wrapped_rates.append(float(wrapped["samples_per_second"]))
-            checkpoint_seconds.extend(wrapped["checkpoint_seconds"])
+            wrapped_rates.append(float(summary["samples_per_second"]))
+            checkpoint_seconds.extend(summary["checkpoint_seconds"])
             latest = checkpoint.latest_checkpoint(ckpt_dir)
             checkpoint_bytes = latest.stat().st_size if latest else 0
+
+        for repeat in range(config.repeats):  # alternate who goes first
+            first, second = (bare, wrapped) if repeat % 2 == 0 else (wrapped, bare)
+            first(repeat)
+            second(repeat)
     best_bare, best_wrapped = max(bare_rates), max(wrapped_rates)
     return {
         "processes": config.nproc,
@@ -110,7 +119,8 @@ def run_trainer_bench(config: TrainerBenchConfig) -> dict[str, Any]:
         "checkpoint_every_seconds": config.checkpoint_every_seconds,
         "bare_samples_per_second": bare_rates,
         "wrapped_samples_per_second": wrapped_rates,
-        "wrapped_over_bare_ratio": best_wrapped / best_bare,
+        "wrapped_over_bare_ratio": median(wrapped_rates) / median(bare_rates),
+        "wrapped_over_bare_ratio_best": best_wrapped / best_bare,
         "checkpoints_written": len(checkpoint_seconds),
         "checkpoint_seconds_median": median(checkpoint_seconds) if checkpoint_seconds else None,
         "checkpoint_seconds_max": max(checkpoint_seconds) if checkpoint_seconds else None,

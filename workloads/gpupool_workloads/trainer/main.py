@@ -24,7 +24,7 @@ log = logging.getLogger("gpupool.trainer")
 def _write_summary(template: str, report: RunReport) -> None:
     path = Path(template.replace("{rank}", str(report.rank)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # ranks may share a path
     temporary.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     temporary.replace(path)
 
