@@ -2,8 +2,8 @@
 
 Any rank may be signalled, and only rank 0's clock decides when a periodic
 checkpoint is due, so both facts need one all-reduce to become common knowledge.
-Doing it at every step costs a round trip per step (about 20% of a small model's
-step on CPU), so the ranks agree at each such sync also on when the next one is:
+Doing it at every step costs a blocking round trip per step, so the ranks agree
+at each such sync also on when the next one is:
 about every ``period_seconds`` of training (at least every step when steps are
 slower than that). A SIGTERM is then acted on within ``period_seconds`` plus a
 step; the cost is one tiny all-reduce per period.
