@@ -26,6 +26,7 @@ from gpupool.api.pool import GPUPoolSpec
 from gpupool.k8s import names
 from gpupool.k8s.timestamps import rfc3339
 from gpupool.scheduling.config import HealthThresholds, PoolConfig
+from gpupool.scheduling.health import is_usable
 from gpupool.scheduling.model import (
     GPU,
     Allocation,
@@ -128,9 +129,9 @@ def build_snapshot(
         )
         if node is not None:
             nodes.append(node)
+            gpu_problems.update(unhealthy_gpus(record, node, config.health))
         if problem is not None:
             node_problems[record.name] = problem
-        gpu_problems.update(unhealthy_gpus(record, config.health))
 
     workloads: dict[WorkloadUid, Workload] = {}
     not_admitted: dict[str, str] = {}
@@ -235,17 +236,23 @@ def core_node(
     return node, problem
 
 
-def unhealthy_gpus(record: NodeRecord, thresholds: HealthThresholds) -> dict[tuple[str, int], str]:
-    """(node, GPU index) -> reason, for the GPUs of the node's last report that fail
-    ``thresholds`` (the same checks, in the same order, as the core's health filter)."""
+def unhealthy_gpus(
+    record: NodeRecord, node: Node, thresholds: HealthThresholds
+) -> dict[tuple[str, int], str]:
+    """(node, GPU index) -> reason, for exactly the GPUs the core's health filter takes
+    out (its cheap check first; the telemetry's verdict only words the reason)."""
     telemetry = record.telemetry
     if telemetry is None:
         return {}
     problems: dict[tuple[str, int], str] = {}
-    for gpu in telemetry.gpus:
-        verdict = gpu_health(gpu, thresholds)
-        if not verdict.healthy:
-            problems[(record.name, gpu.index)] = verdict.reason
+    for gpu in node.gpus:
+        if is_usable(gpu, thresholds):
+            continue
+        reported = telemetry.gpu(gpu.index)
+        verdict = gpu_health(reported, thresholds) if reported is not None else None
+        problems[(record.name, gpu.index)] = (
+            verdict.reason if verdict is not None and not verdict.healthy else "unusable"
+        )
     return problems
 
 
