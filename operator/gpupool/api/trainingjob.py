@@ -64,8 +64,10 @@ class TorchSpec(ApiModel):
         description="Processes per worker pod (torchrun --nproc-per-node): a positive "
         "number, or auto for one per GPU of the replica.",
     )
-    backend: Literal["nccl", "gloo"] = Field(
-        default="nccl", description="torch.distributed backend."
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        default="auto",
+        description="torch.distributed backend: auto (nccl when the worker sees a GPU, "
+        "gloo otherwise), nccl (needs GPUs: without one the worker exits 2) or gloo.",
     )
     port: int = Field(
         default=29500, ge=1024, le=65535, description="Rendezvous port (MASTER_PORT)."

@@ -28,7 +28,8 @@ class TorchSettings:
     nproc_per_node: int
     """Processes per worker pod (``torch.nprocPerNode``; ``auto`` resolves to GPUs/replica)."""
     port: int = DEFAULT_TORCH_PORT
-    backend: str = "nccl"
+    backend: str = "auto"
+    """``GPUPOOL_TORCH_BACKEND``: ``auto`` lets the worker pick nccl on GPUs, gloo on CPU."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
@@ -19,6 +19,8 @@ from gpupool.api import (
     timestamp,
 )
 from gpupool.api.base import to_camel
+from gpupool.api.trainingjob import TorchSpec
+from gpupool_workloads.trainer.config import Backend as TrainerBackend
 
 TEMPLATE: dict[str, Any] = {"spec": {"containers": [{"name": "w", "image": "img"}]}}
 
@@ -47,9 +49,15 @@ def test_spec_parses_from_an_api_body_and_fills_defaults() -> None:
     assert spec.priority_class == "normal"
     assert spec.torch.nproc_per_node == "auto"
     assert spec.torch.port == 29500
+    assert spec.torch.backend == "auto"  # nccl on GPUs, gloo without: never exits 2 for it
     assert spec.failure_policy.max_restarts == 3
     assert spec.elastic is None
     assert spec.template == TEMPLATE
+
+
+def test_torch_backends_are_those_the_trainer_accepts() -> None:
+    api = set(get_args(TorchSpec.model_fields["backend"].annotation))
+    assert api == set(get_args(TrainerBackend)) == {"auto", "nccl", "gloo"}
 
 
 def test_models_are_built_by_python_name_too() -> None:
