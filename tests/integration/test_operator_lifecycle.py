@@ -115,7 +115,7 @@ def test_inference_service_scales_through_the_scale_subresource(
         }
         pod = sc.pods(ns)[0]
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-        assert env["GPUPOOL_MODEL_PATH"] == "/models/models/chat.pt"
+        assert env["GPUPOOL_MODEL_PATH"] == "/mnt/models/models/chat.pt"
 
         kubectl("scale", "inferenceservice", "chat", "-n", ns, "--replicas=3")
         wait_for(lambda: ready(3), timeout=60, expected="3 ready replicas after scale up")

@@ -19,7 +19,9 @@ from gpupool.k8s.bodies import Manifest, ObjectRef
 DEFAULT_SERVING_PORT = 8080
 DEFAULT_METRICS_PORT = 9400
 MODEL_VOLUME = "gpupool-model"
-MODEL_MOUNT_ROOT = "/models"
+MODEL_MOUNT_ROOT = "/mnt/models"
+"""Where the server reads ``pvc://CLAIM/PATH`` (``$GPUPOOL_MODEL_MOUNT_ROOT/CLAIM/PATH``,
+the workloads contract's default root): the claim is mounted at ``<root>/CLAIM``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,11 +32,11 @@ class ModelLocation:
     path: str | None
     """``GPUPOOL_MODEL_PATH``; ``None`` when the server must fetch the URI itself."""
     claim: str | None
-    """PersistentVolumeClaim to mount read-only under ``/models/<claim>``."""
+    """PersistentVolumeClaim to mount read-only at ``/mnt/models/<claim>``."""
 
 
 def model_location(uri: str | None) -> ModelLocation | None:
-    """``pvc://<claim>/<path>`` -> the claim mounted at ``/models/<claim>``;
+    """``pvc://<claim>/<path>`` -> the claim mounted at ``/mnt/models/<claim>``;
     ``file:///<path>`` -> that path; any other scheme -> the URI only."""
     if uri is None:
         return None
@@ -126,6 +128,7 @@ def replica_pod(
         if model.path is not None:
             env["GPUPOOL_MODEL_PATH"] = model.path
         if model.claim is not None:
+            env["GPUPOOL_MODEL_MOUNT_ROOT"] = MODEL_MOUNT_ROOT
             _mount_model_claim(spec, server, model.claim)
     if replica_set.gpu_memory_mib is not None:
         env["GPUPOOL_GPU_MEMORY_MIB"] = str(replica_set.gpu_memory_mib)
@@ -169,11 +172,14 @@ def replica_pod(
 
 
 def _mount_model_claim(spec: Manifest, server: Manifest, claim: str) -> None:
+    """The claim, read-only, at ``/mnt/models/<claim>`` (unless the template mounts
+    something there already: two mounts at one path make the pod invalid)."""
+    path = f"{MODEL_MOUNT_ROOT}/{claim}"
     mounts: list[Manifest] = server.setdefault("volumeMounts", [])
+    if any(mount.get("mountPath") == path for mount in mounts):
+        return
     if not any(mount.get("name") == MODEL_VOLUME for mount in mounts):
-        mounts.append(
-            {"name": MODEL_VOLUME, "mountPath": f"{MODEL_MOUNT_ROOT}/{claim}", "readOnly": True}
-        )
+        mounts.append({"name": MODEL_VOLUME, "mountPath": path, "readOnly": True})
     volumes: list[Manifest] = spec.setdefault("volumes", [])
     if not any(volume.get("name") == MODEL_VOLUME for volume in volumes):
         volumes.append(

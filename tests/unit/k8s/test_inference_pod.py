@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ from gpupool.k8s.inference_pod import (
     selector_string,
     serving_port,
 )
+from gpupool_workloads.contract import DEFAULT_MODEL_MOUNT_ROOT
+from gpupool_workloads.contract import ENV_MODEL_MOUNT_ROOT as ENV_MOUNT_ROOT
+from gpupool_workloads.server.loader import resolve_model_path
 
 SERVICE = ObjectRef(
     api_version="gpupool.io/v1alpha1",
@@ -96,11 +100,16 @@ def test_whole_gpu_replica_pod() -> None:
                         {"name": "GPUPOOL_METRICS_PORT", "value": "9400"},
                         {"name": "GPUPOOL_SERVING_PORT", "value": "9000"},
                         {"name": "GPUPOOL_MODEL_URI", "value": "pvc://models/resnet50.pt"},
-                        {"name": "GPUPOOL_MODEL_PATH", "value": "/models/models/resnet50.pt"},
+                        {"name": "GPUPOOL_MODEL_PATH", "value": "/mnt/models/models/resnet50.pt"},
+                        {"name": "GPUPOOL_MODEL_MOUNT_ROOT", "value": "/mnt/models"},
                     ],
                     "resources": {"limits": {"nvidia.com/gpu": "1"}},
                     "volumeMounts": [
-                        {"name": "gpupool-model", "mountPath": "/models/models", "readOnly": True}
+                        {
+                            "name": "gpupool-model",
+                            "mountPath": "/mnt/models/models",
+                            "readOnly": True,
+                        }
                     ],
                 }
             ],
@@ -173,7 +182,10 @@ def test_serving_port(tpl: dict[str, Any], port: int) -> None:
     ("uri", "location"),
     [
         (None, None),
-        ("pvc://m/a/b.pt", ModelLocation(uri="pvc://m/a/b.pt", path="/models/m/a/b.pt", claim="m")),
+        (
+            "pvc://m/a/b.pt",
+            ModelLocation(uri="pvc://m/a/b.pt", path="/mnt/models/m/a/b.pt", claim="m"),
+        ),
         (
             "file:///data/m.pt",
             ModelLocation(uri="file:///data/m.pt", path="/data/m.pt", claim=None),
@@ -183,3 +195,43 @@ def test_serving_port(tpl: dict[str, Any], port: int) -> None:
 )
 def test_model_location(uri: str | None, location: ModelLocation | None) -> None:
     assert model_location(uri) == location
+
+
+def test_the_model_claim_is_mounted_where_the_server_reads_pvc_uris() -> None:
+    """The server reads ``pvc://CLAIM/PATH`` at ``<mount root>/CLAIM/PATH``."""
+    pod = replica_pod(
+        replica_set(model_uri="pvc://team-models/resnet/v3"), slot=0, node="n", gpu_indices=(0,)
+    )
+    server = pod["spec"]["containers"][0]
+    env = {entry["name"]: entry["value"] for entry in server["env"]}
+    served_from = resolve_model_path(env["GPUPOOL_MODEL_URI"], mount_root=env[ENV_MOUNT_ROOT])
+    assert server["volumeMounts"] == [
+        {"name": "gpupool-model", "mountPath": "/mnt/models/team-models", "readOnly": True}
+    ]
+    assert pod["spec"]["volumes"] == [
+        {
+            "name": "gpupool-model",
+            "persistentVolumeClaim": {"claimName": "team-models", "readOnly": True},
+        }
+    ]
+    assert served_from == Path("/mnt/models/team-models/resnet/v3")
+    assert DEFAULT_MODEL_MOUNT_ROOT == "/mnt/models"  # also the server's own default
+
+
+def test_a_template_mount_at_the_claim_path_is_kept_alone() -> None:
+    tpl = template()
+    tpl["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "mine", "mountPath": "/mnt/models/models"}
+    ]
+    tpl["spec"]["volumes"] = [{"name": "mine", "emptyDir": {}}]
+    pod = replica_pod(replica_set(template=tpl), slot=0, node="n", gpu_indices=(0,))
+    assert pod["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": "mine", "mountPath": "/mnt/models/models"}
+    ]
+    assert pod["spec"]["volumes"] == [{"name": "mine", "emptyDir": {}}]
+
+
+def test_other_uris_mount_nothing() -> None:
+    pod = replica_pod(replica_set(model_uri="s3://b/m.pt"), slot=0, node="n", gpu_indices=(0,))
+    assert "volumes" not in pod["spec"]
+    assert "volumeMounts" not in pod["spec"]["containers"][0]
