@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from gpupool.scheduling.model import Tier
+
 CYCLE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BIND_BUCKETS = (
     0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
@@ -48,6 +50,7 @@ BIND_BUCKETS = (
 GPU_STATES = ("total", "healthy", "unhealthy", "allocated", "idle")
 RESOURCES = ("gpupools", "trainingjobs", "inferenceservices", "pods", "services", "nodes")
 """Values of ``resource`` on ``gpupool_reconcile_errors_total`` (all exported from the start)."""
+TIERS = tuple(tier.label for tier in Tier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class BindLatency:
     def __init__(self, histogram: Histogram, pool: str) -> None:
         self._histogram = histogram
         self._pool = pool
+        for tier in TIERS:  # exported at 0: the first wait counts in rate() and increase()
+            histogram.labels(pool=pool, tier=tier)
         self._waiting: dict[str, _Launch] = {}
         self._observed: set[str] = set()
 

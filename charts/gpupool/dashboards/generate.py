@@ -10,9 +10,13 @@ for drift by ``tests/unit/chart``::
 Three dashboards, all on the metrics gpupool exports itself (operator:
 ``gpupool.metrics``; node agent: ``gpupool.telemetry.metrics``):
 
-* ``pool-overview``: capacity, allocation and utilization, queue, scheduling cycle;
-* ``market-tenants``: clearing price, tenant credits, demand by tenant, preemptions;
-* ``gpu-health``: per node/GPU utilization, memory, temperature, power, health, XIDs.
+* ``pool-overview``: capacity, allocation and utilization, queue and wait times
+  (create-to-bound latency), scheduling cycle, reconcile errors;
+* ``market-tenants``: clearing price, tenant credits, GPUs held and borrowed per
+  tenant, demand by tenant, preemptions;
+* ``gpu-health``: per node/GPU utilization, memory, temperature, power, health, XIDs,
+  for the nodes of the selected pools (the agent's series joined to the operator's
+  ``gpupool_node_info`` on ``node``).
 
 Every panel queries the ``$datasource`` variable, filters by the dashboard's
 variables (regex matchers, so "All" is ``.*``) and carries its unit in
@@ -41,6 +45,14 @@ JSON = dict[str, Any]
 # Label matchers shared by the panels (regex: the variables are multi-value with "All").
 POOL = 'pool=~"$pool"'
 GPU_SELECTOR = 'node=~"$node", gpu=~"$gpu"'
+# The agent's per-GPU series know their node, not their pool: join them to the operator's
+# gpupool_node_info (one series per pool and node; `max by` folds replicas scraped twice).
+IN_POOL = f" * on(node) group_left(pool) max by (node, pool) (gpupool_node_info{{{POOL}}})"
+
+
+def gpu_series(metric: str, selector: str = "") -> str:
+    """A per-GPU agent series of the selected pools' nodes (gains a ``pool`` label)."""
+    return f"{metric}{{{selector}}}{IN_POOL}"
 
 
 # --------------------------------------------------------------------------- panels
@@ -313,7 +325,9 @@ POOL_VARIABLE = query_variable("pool", "Pool", "label_values(gpupool_gpus, pool)
 TENANT_VARIABLE = query_variable(
     "tenant", "Tenant", 'label_values(gpupool_tenant_credits{pool=~"$pool"}, tenant)'
 )
-NODE_VARIABLE = query_variable("node", "Node", "label_values(gpupool_gpu_healthy, node)")
+NODE_VARIABLE = query_variable(
+    "node", "Node", 'label_values(gpupool_node_info{pool=~"$pool"}, node)'
+)
 GPU_VARIABLE = query_variable("gpu", "GPU", 'label_values(gpupool_gpu_healthy{node=~"$node"}, gpu)')
 
 
@@ -328,8 +342,9 @@ def pool_overview() -> JSON:
              unit="short"),
         stat("Healthy", "GPUs that pass the pool's health thresholds.",
              Query(expr=f"sum({gpus % 'healthy'})"), unit="short"),
-        stat("Unhealthy", "GPUs taken out of scheduling by telemetry (XID, ECC, heat, lost).",
-             Query(expr=f"sum({gpus % 'total'}) - sum({gpus % 'healthy'})"), unit="short",
+        stat("Unhealthy", "GPUs out of scheduling: failing telemetry (XID, ECC, heat, lost) "
+             "or on a node that is not schedulable.",
+             Query(expr=f"sum({gpus % 'unhealthy'})"), unit="short",
              thresholds=((None, "green"), (1, "red"))),
         stat("Allocated", "GPUs bound to running workloads.",
              Query(expr=f"sum({gpus % 'allocated'})"), unit="short"),
@@ -340,27 +355,30 @@ def pool_overview() -> JSON:
         stat("Pending workloads", "Workloads waiting for GPUs.",
              Query(expr=f"sum(gpupool_pending_workloads{{{POOL}}})"), unit="short",
              thresholds=((None, "green"), (1, "orange"))),
-        timeseries("GPUs by state", "Allocated and idle GPUs stack up to the healthy GPUs.",
-                   Query(expr=f'sum by (state) ({gpus % "allocated"})', legend="allocated"),
-                   Query(expr=f'sum by (state) ({gpus % "idle"})', legend="idle"),
-                   Query(expr=f"sum({gpus % 'total'}) - sum({gpus % 'healthy'})",
-                         legend="unhealthy"),
+        timeseries("GPUs by state", "Allocated, idle and unhealthy GPUs stack up to all the "
+                   "pool's GPUs.",
+                   Query(expr=f'sum by (state) (gpupool_gpus{{{POOL}, '
+                              'state=~"allocated|idle|unhealthy"})', legend="{{state}}"),
                    unit="short", stacked=True, min=0),
         timeseries("Allocation by pool", "Allocated share of each pool's healthy GPUs.",
                    Query(expr=f'sum by (pool) ({gpus % "allocated"}) / '
                               f'sum by (pool) ({gpus % "healthy"})', legend="{{pool}}"),
                    unit="percentunit", min=0, max=1),
         Row(title="Utilization (node agents)"),
-        timeseries("GPU utilization", "Mean SM utilization of the GPUs the agents report, "
-                   "and of the busiest node.",
-                   Query(expr="avg(gpupool_gpu_utilization_ratio)", legend="mean"),
-                   Query(expr="max(avg by (node) (gpupool_gpu_utilization_ratio))",
+        timeseries("GPU utilization", "Mean SM utilization of the pools' GPUs the agents "
+                   "report, and of the busiest node.",
+                   Query(expr=f"avg({gpu_series('gpupool_gpu_utilization_ratio')})",
+                         legend="mean"),
+                   Query(expr="max(avg by (node) "
+                              f"({gpu_series('gpupool_gpu_utilization_ratio')}))",
                          legend="busiest node"),
                    unit="percentunit", min=0, max=1),
-        timeseries("GPU memory in use", "Device memory used, summed over all GPUs.",
-                   Query(expr="sum(gpupool_gpu_memory_used_bytes)", legend="used"),
-                   Query(expr="sum(gpupool_gpu_memory_used_bytes) + "
-                              "sum(gpupool_gpu_memory_free_bytes)", legend="capacity"),
+        timeseries("GPU memory in use", "Device memory used, summed over the pools' GPUs.",
+                   Query(expr=f"sum({gpu_series('gpupool_gpu_memory_used_bytes')})",
+                         legend="used"),
+                   Query(expr=f"sum({gpu_series('gpupool_gpu_memory_used_bytes')}) + "
+                              f"sum({gpu_series('gpupool_gpu_memory_free_bytes')})",
+                         legend="capacity"),
                    unit="bytes", min=0),
         Row(title="Queue"),
         timeseries("Pending by tier", "Waiting workloads per priority tier.",
@@ -371,6 +389,36 @@ def pool_overview() -> JSON:
                    Query(expr=f"sum by (tenant) (gpupool_pending_workloads{{{POOL}}})",
                          legend="{{tenant}}"),
                    unit="short", min=0),
+        Row(title="Wait times"),
+        *(stat(f"Wait p{round(q * 100)}", f"{round(q * 100)}th percentile of the time from "
+               "creation until all pods were bound, over the dashboard's time range (first "
+               "launches only).",
+               Query(expr=f"histogram_quantile({q}, sum by (le) (increase("
+                          f"gpupool_bind_latency_seconds_bucket{{{POOL}}}[$__range])))"),
+               unit="s", decimals=1, width=6,
+               thresholds=((None, "green"), (60, "orange"), (600, "red")))
+          for q in (0.5, 0.95)),
+        stat("Workloads bound", "First launches bound over the dashboard's time range.",
+             Query(expr=f"sum(increase(gpupool_bind_latency_seconds_count{{{POOL}}}"
+                        "[$__range]))"), unit="short", decimals=0, width=6),
+        stat("Mean wait", "Mean time from creation until all pods were bound, over the "
+             "dashboard's time range.",
+             Query(expr=f"sum(increase(gpupool_bind_latency_seconds_sum{{{POOL}}}[$__range]))"
+                        f" / sum(increase(gpupool_bind_latency_seconds_count{{{POOL}}}"
+                        "[$__range]))"), unit="s", decimals=1, width=6),
+        timeseries("Wait time (create to bound)", "Time from a workload's creation until all "
+                   "pods of its first launch were bound (queueing included): p50 and p95.",
+                   *(Query(expr=f"histogram_quantile({q}, sum by (le) (rate("
+                                f"gpupool_bind_latency_seconds_bucket{{{POOL}}}"
+                                "[$__rate_interval])))", legend=f"p{round(q * 100)}")
+                     for q in (0.5, 0.95)),
+                   unit="s", min=0),
+        timeseries("Wait time p95 by tier", "95th percentile of the create-to-bound time per "
+                   "priority tier.",
+                   Query(expr="histogram_quantile(0.95, sum by (le, tier) (rate("
+                              f"gpupool_bind_latency_seconds_bucket{{{POOL}}}"
+                              "[$__rate_interval])))", legend="{{tier}}"),
+                   unit="s", min=0),
         Row(title="Scheduling"),
         timeseries("Scheduling cycle duration", "Quantiles of one cycle (snapshot, decide, "
                    "write) and of the scheduling core alone.",
@@ -395,9 +443,17 @@ def pool_overview() -> JSON:
                    Query(expr="sum by (verb, outcome) (rate(gpupool_api_writes_total"
                               "[$__rate_interval]))", legend="{{verb}} {{outcome}}"),
                    unit="reqps", min=0),
+        timeseries("Reconcile errors", "Failures per second by resource: scheduling cycles "
+                   "that raised (gpupools), event handlers that raised, failed API writes.",
+                   Query(expr="sum by (resource) (rate(gpupool_reconcile_errors_total"
+                              "[$__rate_interval]))", legend="{{resource}}"),
+                   unit="ops", min=0),
         stat("Leader", "Operator replicas holding the scheduling lease (1 expected).",
              Query(expr="sum(gpupool_leader)"), unit="short", width=6,
              thresholds=((None, "red"), (1, "green"), (2, "red"))),
+        stat("Errors in range", "Reconcile failures over the dashboard's time range.",
+             Query(expr="sum(increase(gpupool_reconcile_errors_total[$__range]))"),
+             unit="short", decimals=0, width=6, thresholds=((None, "green"), (1, "orange"))),
     ]  # fmt: skip
     return dashboard(
         uid="gpupool-pool-overview",
@@ -414,16 +470,21 @@ def market_tenants() -> JSON:
         Row(title="Auction"),
         stat("Clearing price", "Price of the last auction (highest over the selected pools).",
              Query(expr=f"max(gpupool_clearing_price_per_gpu_hour{{{POOL}}})"),
-             unit="suffix: cr/GPU·h", decimals=2, width=6),
+             unit="suffix: cr/GPU·h", decimals=2),
         stat("Preemptions", "Workloads preempted over the dashboard's time range.",
              Query(expr=f"sum(increase(gpupool_preemptions_total{{{POOL}}}[$__range]))"),
-             unit="short", decimals=0, width=6, thresholds=((None, "green"), (1, "orange"))),
+             unit="short", decimals=0, thresholds=((None, "green"), (1, "orange"))),
         stat("Credits left", "Credit balance of the selected tenants.",
              Query(expr=f"sum(gpupool_tenant_credits{{{tenant}}})"), unit="short",
-             decimals=1, width=6),
+             decimals=1),
         stat("Pending", "Workloads of the selected tenants waiting for GPUs.",
              Query(expr=f"sum(gpupool_pending_workloads{{{tenant}}})"), unit="short",
-             width=6, thresholds=((None, "green"), (1, "orange"))),
+             thresholds=((None, "green"), (1, "orange"))),
+        stat("GPUs held", "GPUs the selected tenants' workloads hold.",
+             Query(expr=f"sum(gpupool_tenant_allocated_gpus{{{tenant}}})"), unit="short"),
+        stat("GPUs borrowed", "GPUs the selected tenants hold beyond their guarantees.",
+             Query(expr=f"sum(gpupool_tenant_borrowed_gpus{{{tenant}}})"), unit="short",
+             thresholds=((None, "green"), (1, "blue"))),
         timeseries("Clearing price", "Price per GPU-hour each pool's auction cleared at "
                    "(the reserve price when uncontested).",
                    Query(expr=f"gpupool_clearing_price_per_gpu_hour{{{POOL}}}",
@@ -440,15 +501,30 @@ def market_tenants() -> JSON:
                    Query(expr=f"-sum by (tenant) (deriv(gpupool_tenant_credits{{{tenant}}}"
                               "[$__rate_interval])) * 3600", legend="{{tenant}}"),
                    unit="short"),
+        timeseries("GPUs held by tenant", "GPUs each tenant's workloads hold (stacked: the "
+                   "pools' allocated GPUs).",
+                   Query(expr=f"sum by (tenant) (gpupool_tenant_allocated_gpus{{{tenant}}})",
+                         legend="{{tenant}}"),
+                   unit="short", min=0, stacked=True),
+        timeseries("Borrowed GPUs by tenant", "GPUs each tenant holds beyond its guarantee "
+                   "(paid for with credits, preemptible when the owner reclaims them).",
+                   Query(expr=f"sum by (tenant) (gpupool_tenant_borrowed_gpus{{{tenant}}})",
+                         legend="{{tenant}}"),
+                   unit="short", min=0, stacked=True),
         timeseries("Pending by tenant and tier", "Demand the pool cannot serve right now.",
                    Query(expr=f"sum by (tenant, tier) (gpupool_pending_workloads{{{tenant}}})",
                          legend="{{tenant}} {{tier}}"),
                    unit="short", min=0, stacked=True),
+        Panel(kind="bargauge", title="Borrowed GPUs now",
+              description="GPUs each tenant holds beyond its guarantee now.",
+              queries=(Query(expr=f"sum by (tenant) (gpupool_tenant_borrowed_gpus{{{tenant}}})",
+                             legend="{{tenant}}", instant=True),),
+              unit="short", min=0, width=6),
         Panel(kind="bargauge", title="Credits left now",
               description="Current balance per tenant.",
               queries=(Query(expr=f"sum by (tenant) (gpupool_tenant_credits{{{tenant}}})",
                              legend="{{tenant}}", instant=True),),
-              unit="short", min=0),
+              unit="short", min=0, width=6),
         Row(title="Preemption"),
         timeseries("Preemptions by cause", "Workloads preempted per interval, by cause "
                    "(tier, guarantee reclaim, outbid, unhealthy GPU...).",
@@ -465,7 +541,8 @@ def market_tenants() -> JSON:
     return dashboard(
         uid="gpupool-market-tenants",
         title="gpupool / Market and tenants",
-        description="Auction clearing prices, tenant credits, demand and preemptions.",
+        description="Auction clearing prices, tenant credits and borrowing, demand and "
+        "preemptions.",
         variables=[POOL_VARIABLE, TENANT_VARIABLE],
         items=items,
     )
@@ -485,55 +562,63 @@ HEALTH_MAPPINGS: Sequence[JSON] = (
 def gpu_health() -> JSON:
     sel = GPU_SELECTOR
     legend = "{{node}} / GPU {{gpu}}"
+
+    def g(metric: str) -> str:
+        return gpu_series(metric, sel)
+
     items: list[Item] = [
         Row(title="Fleet"),
-        stat("GPUs reporting", "GPUs with a health series from a node agent.",
-             Query(expr=f"count(gpupool_gpu_healthy{{{sel}}})"), unit="short"),
+        stat("Nodes", "Nodes of the selected pools (the operator's view).",
+             Query(expr=f'count(max by (node) (gpupool_node_info{{{POOL}, node=~"$node"}}))'),
+             unit="short", width=3),
+        stat("GPUs reporting", "GPUs of those nodes with a health series from a node agent.",
+             Query(expr=f"count({g('gpupool_gpu_healthy')})"), unit="short", width=3),
         stat("Unhealthy GPUs", "GPUs failing the agent's thresholds now.",
-             Query(expr=f"count(gpupool_gpu_healthy{{{sel}}} == 0) or vector(0)"),
-             unit="short", thresholds=((None, "green"), (1, "red"))),
+             Query(expr=f"count({g('gpupool_gpu_healthy')} == 0) or vector(0)"),
+             unit="short", width=3, thresholds=((None, "green"), (1, "red"))),
         stat("Mean utilization", "Mean SM utilization.",
-             Query(expr=f"avg(gpupool_gpu_utilization_ratio{{{sel}}})"),
+             Query(expr=f"avg({g('gpupool_gpu_utilization_ratio')})"),
              unit="percentunit", min=0, max=1, decimals=1),
         stat("Memory in use", "Used share of the device memory.",
-             Query(expr=f"sum(gpupool_gpu_memory_used_bytes{{{sel}}}) / "
-                        f"(sum(gpupool_gpu_memory_used_bytes{{{sel}}}) + "
-                        f"sum(gpupool_gpu_memory_free_bytes{{{sel}}}))"),
+             Query(expr=f"sum({g('gpupool_gpu_memory_used_bytes')}) / "
+                        f"(sum({g('gpupool_gpu_memory_used_bytes')}) + "
+                        f"sum({g('gpupool_gpu_memory_free_bytes')}))"),
              unit="percentunit", min=0, max=1, decimals=1),
         stat("Hottest GPU", "Highest GPU temperature now.",
-             Query(expr=f"max(gpupool_gpu_temperature_celsius{{{sel}}})"), unit="celsius",
+             Query(expr=f"max({g('gpupool_gpu_temperature_celsius')})"), unit="celsius",
              thresholds=((None, "green"), (80, "orange"), (90, "red"))),
         stat("XID errors", "XID events over the dashboard's time range.",
-             Query(expr=f"sum(increase(gpupool_gpu_xid_errors_total{{{sel}}}[$__range])) "
-                        "or vector(0)"),
-             unit="short", decimals=0, thresholds=((None, "green"), (1, "red"))),
+             Query(expr=f"sum(increase(gpupool_gpu_xid_errors_total{{{sel}}}[$__range])"
+                        f"{IN_POOL}) or vector(0)"),
+             unit="short", decimals=0, width=3, thresholds=((None, "green"), (1, "red"))),
         Row(title="Per GPU"),
         timeseries("Utilization", "SM utilization per GPU.",
-                   Query(expr=f"gpupool_gpu_utilization_ratio{{{sel}}}", legend=legend),
+                   Query(expr=g("gpupool_gpu_utilization_ratio"), legend=legend),
                    unit="percentunit", min=0, max=1),
         timeseries("Memory used", "Device memory in use per GPU.",
-                   Query(expr=f"gpupool_gpu_memory_used_bytes{{{sel}}}", legend=legend),
+                   Query(expr=g("gpupool_gpu_memory_used_bytes"), legend=legend),
                    unit="bytes", min=0),
         timeseries("Temperature", "GPU core temperature (dashed: 90 °C, the default "
                    "health threshold).",
-                   Query(expr=f"gpupool_gpu_temperature_celsius{{{sel}}}", legend=legend),
+                   Query(expr=g("gpupool_gpu_temperature_celsius"), legend=legend),
                    unit="celsius", threshold_line=True,
                    thresholds=((None, "green"), (90, "red"))),
         timeseries("Power", "Board power draw per GPU.",
-                   Query(expr=f"gpupool_gpu_power_watts{{{sel}}}", legend=legend),
+                   Query(expr=g("gpupool_gpu_power_watts"), legend=legend),
                    unit="watt", min=0),
         Panel(kind="state-timeline", title="Health", description="Health per GPU over time, "
               "as the node agent judges it (XID in the evict list, ECC, heat, lost).",
-              queries=(Query(expr=f"gpupool_gpu_healthy{{{sel}}}", legend=legend),),
+              queries=(Query(expr=g("gpupool_gpu_healthy"), legend=legend),),
               unit="none", mappings=HEALTH_MAPPINGS, width=24, height=10,
               thresholds=((None, "red"), (1, "green"))),
         timeseries("XID errors by code", "XID events per interval, by node, GPU and XID code.",
                    Query(expr="sum by (node, gpu, xid) (increase(gpupool_gpu_xid_errors_total"
-                              f"{{{sel}}}[$__rate_interval]))",
+                              f"{{{sel}}}[$__rate_interval]){IN_POOL})",
                          legend="{{node}} / GPU {{gpu}} XID {{xid}}"),
                    unit="short", min=0, bars=True, width=24),
         Row(title="Node agents"),
-        timeseries("Telemetry read time", "p99 time of one read of all GPUs of an agent.",
+        timeseries("Telemetry read time", "p99 time of one read of all GPUs of an agent "
+                   "(every agent, whatever its pools).",
                    Query(expr="histogram_quantile(0.99, sum by (le, instance) (rate("
                               "gpupool_agent_read_seconds_bucket[$__rate_interval])))",
                          legend="{{instance}}"),
@@ -547,8 +632,9 @@ def gpu_health() -> JSON:
     return dashboard(
         uid="gpupool-gpu-health",
         title="gpupool / GPU health",
-        description="Per node and GPU telemetry from the gpupool node agents.",
-        variables=[NODE_VARIABLE, GPU_VARIABLE],
+        description="Per node and GPU telemetry from the gpupool node agents, for the nodes "
+        "of the selected pools.",
+        variables=[POOL_VARIABLE, NODE_VARIABLE, GPU_VARIABLE],
         items=items,
     )
 

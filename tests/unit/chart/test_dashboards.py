@@ -37,7 +37,7 @@ MODERN_PANELS = {"timeseries", "stat", "bargauge", "state-timeline", "row"}
 EXPECTED_VARIABLES = {
     "pool-overview": ["datasource", "pool"],
     "market-tenants": ["datasource", "pool", "tenant"],
-    "gpu-health": ["datasource", "node", "gpu"],
+    "gpu-health": ["datasource", "pool", "node", "gpu"],
 }
 
 
