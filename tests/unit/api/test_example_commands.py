@@ -8,14 +8,18 @@ know (which would exit 2 in the pod) fails here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+pytest.importorskip("torch")  # the trainer's and server's parsers import it
+
+from gpupool.api.trainingjob import TorchSpec
 from gpupool_workloads import contract
 from gpupool_workloads.launch import TRAINER_COMMAND, worker_command
 from gpupool_workloads.server.config import parse_config as parse_server_config
 from gpupool_workloads.server.loader import resolve_model_path
+from gpupool_workloads.trainer.config import Backend as TrainerBackend
 from gpupool_workloads.trainer.config import parse_config as parse_trainer_config
 from tests.unit.api.example_files import gpupool_objects, valid_files
 
@@ -65,3 +69,8 @@ def test_servers_run_the_inference_server_on_a_readable_model_uri(
 def test_trainer_flags_are_checked_for_real() -> None:
     with pytest.raises(SystemExit):
         parse_trainer_config(["--model", "bert-large", "--steps", "100000"], {})
+
+
+def test_the_api_offers_exactly_the_trainers_backends() -> None:
+    api = set(get_args(TorchSpec.model_fields["backend"].annotation))
+    assert api == set(get_args(TrainerBackend)) == {"auto", "nccl", "gloo"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -19,8 +19,6 @@ from gpupool.api import (
     timestamp,
 )
 from gpupool.api.base import to_camel
-from gpupool.api.trainingjob import TorchSpec
-from gpupool_workloads.trainer.config import Backend as TrainerBackend
 
 TEMPLATE: dict[str, Any] = {"spec": {"containers": [{"name": "w", "image": "img"}]}}
 
@@ -53,11 +51,6 @@ def test_spec_parses_from_an_api_body_and_fills_defaults() -> None:
     assert spec.failure_policy.max_restarts == 3
     assert spec.elastic is None
     assert spec.template == TEMPLATE
-
-
-def test_torch_backends_are_those_the_trainer_accepts() -> None:
-    api = set(get_args(TorchSpec.model_fields["backend"].annotation))
-    assert api == set(get_args(TrainerBackend)) == {"auto", "nccl", "gloo"}
 
 
 def test_models_are_built_by_python_name_too() -> None:

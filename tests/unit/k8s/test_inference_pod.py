@@ -20,7 +20,6 @@ from gpupool.k8s.inference_pod import (
 )
 from gpupool_workloads.contract import DEFAULT_MODEL_MOUNT_ROOT
 from gpupool_workloads.contract import ENV_MODEL_MOUNT_ROOT as ENV_MOUNT_ROOT
-from gpupool_workloads.server.loader import resolve_model_path
 
 SERVICE = ObjectRef(
     api_version="gpupool.io/v1alpha1",
@@ -204,7 +203,10 @@ def test_the_model_claim_is_mounted_where_the_server_reads_pvc_uris() -> None:
     )
     server = pod["spec"]["containers"][0]
     env = {entry["name"]: entry["value"] for entry in server["env"]}
-    served_from = resolve_model_path(env["GPUPOOL_MODEL_URI"], mount_root=env[ENV_MOUNT_ROOT])
+    loader = pytest.importorskip("gpupool_workloads.server.loader")  # imports torch
+    served_from = loader.resolve_model_path(
+        env["GPUPOOL_MODEL_URI"], mount_root=env[ENV_MOUNT_ROOT]
+    )
     assert server["volumeMounts"] == [
         {"name": "gpupool-model", "mountPath": "/mnt/models/team-models", "readOnly": True}
     ]
