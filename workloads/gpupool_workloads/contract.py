@@ -31,6 +31,9 @@ ENV_METRICS_PORT: Final = "GPUPOOL_METRICS_PORT"
 """Prometheus port, served by local rank 0 of each pod."""
 ENV_GPU_INDICES: Final = "GPUPOOL_GPU_INDICES"
 """Comma-separated host GPU indices the pod owns (informational: logs and metrics)."""
+ENV_TERMINATION_LOG: Final = "GPUPOOL_TERMINATION_LOG"
+"""Overrides the termination message file the trainer writes its exit report to
+(default ``/dev/termination-log``, the container's ``terminationMessagePath``)."""
 
 # --- set by the launcher on every worker process (the same names torchrun sets) ---
 ENV_RANK: Final = "RANK"
@@ -54,6 +57,14 @@ DEFAULT_MASTER_PORT: Final = 29500
 DEFAULT_SERVING_PORT: Final = 8080
 DEFAULT_MODEL_MOUNT_ROOT: Final = "/mnt/models"
 DEFAULT_CHECKPOINT_EVERY_SECONDS: Final = 600.0
+DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
+
+# --- the trainer's exit report: one JSON line in the termination message file, which
+# the kubelet copies to status.containerStatuses[].state.terminated.message ---
+REPORT_LAST_CHECKPOINT_STEP: Final = "lastCheckpointStep"
+"""Global step of the newest durable checkpoint this process knows of (int)."""
+REPORT_LAST_CHECKPOINT_TIME: Final = "lastCheckpointTime"
+"""When that checkpoint became durable: RFC 3339, UTC, whole seconds."""
 
 # --- exit codes of the launcher, the trainer and the server ---
 EXIT_SUCCEEDED: Final = 0

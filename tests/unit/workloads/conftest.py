@@ -8,7 +8,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-TORCH_FREE = {"test_launch_plan.py", "test_processnode_mapping.py"}
+TORCH_FREE = {
+    "test_launch_plan.py",
+    "test_processnode_mapping.py",
+    "test_termination_message.py",
+}
 
 if importlib.util.find_spec("torch") is None:
     collect_ignore = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ def test_two_pods_learn_agree_and_checkpoint(tmp_path: Path) -> None:
 
 def test_sigterm_checkpoints_in_grace_and_relaunch_resumes(tmp_path: Path) -> None:
     envs = two_pod_envs(tmp_path)
+    for index, env in enumerate(envs):
+        env[contract.ENV_TERMINATION_LOG] = str(tmp_path / f"termination-log-{index}")
+    started = time.time()
     flags = [*FLAGS, "--epochs", "1000", "--summary-file", str(tmp_path / "summary-{rank}.json")]
     pods = launch_pods(envs, flags, tmp_path)
     try:
@@ -115,6 +119,12 @@ def test_sigterm_checkpoints_in_grace_and_relaunch_resumes(tmp_path: Path) -> No
     assert saved["reason"] == "preempted"
     assert preempted_step >= 20
     assert [s["step"] for s in summaries(tmp_path, 2)] == [preempted_step] * 2
+    # Both pods (also the one that writes no checkpoints) report that checkpoint.
+    for index in range(2):
+        report = json.loads((tmp_path / f"termination-log-{index}").read_text())
+        assert report["lastCheckpointStep"] == preempted_step
+        reported_at = datetime.fromisoformat(report["lastCheckpointTime"]).timestamp()
+        assert int(started) <= reported_at <= time.time()
 
     # Relaunch as one pod (a smaller gang): it resumes from the preempted step.
     relaunch = pod_environment(

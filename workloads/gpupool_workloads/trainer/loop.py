@@ -149,6 +149,8 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss()
         self.progress = Progress()
         self.resumed_from: str | None = None
+        self.last_durable: tuple[int, float] | None = None
+        """(step, wall-clock time) of the newest durable checkpoint: the exit report."""
         self._resume()
         self.trained: nn.Module = self.model
         if collectives.distributed:
@@ -177,6 +179,9 @@ class Trainer:
         if payload.get("scaler_state") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler_state"])
         self.progress = Progress.from_dict(payload["progress"])
+        saved_at = payload.get("saved_at_unix")
+        if isinstance(saved_at, int | float):
+            self.last_durable = (self.progress.step, float(saved_at))
         rng_states: list[Any] = payload["rng"]
         if self.place.rank < len(rng_states):
             restore_rng(rng_states[self.place.rank], self.device)
@@ -237,6 +242,7 @@ class Trainer:
             raise CheckpointError(f"rank 0 could not write the checkpoint of step {step}")
         elapsed = self.clock() - started
         self.last_saved_step = self.progress.step
+        self.last_durable = (self.progress.step, self.wall_clock())
         self.checkpoint_seconds.append(elapsed)
         self.metrics.checkpoint_seconds.observe(elapsed)
         self.metrics.last_checkpoint_timestamp.set(self.wall_clock())

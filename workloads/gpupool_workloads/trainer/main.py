@@ -13,6 +13,7 @@ from gpupool_workloads import contract
 from gpupool_workloads.errors import ConfigError
 from gpupool_workloads.logs import configure_logging
 from gpupool_workloads.preemption import PreemptionFlag
+from gpupool_workloads.termination import termination_message, write_termination_message
 from gpupool_workloads.trainer.config import parse_config
 from gpupool_workloads.trainer.distributed import Collectives, ProcessPlace, resolve_backend
 from gpupool_workloads.trainer.loop import Outcome, RunReport, Trainer
@@ -27,6 +28,16 @@ def _write_summary(template: str, report: RunReport) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # ranks may share a path
     temporary.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     temporary.replace(path)
+
+
+def _report_exit(trainer: Trainer | None, environ: Mapping[str, str]) -> None:
+    """The newest durable checkpoint, in the pod's termination message (local rank 0)."""
+    if trainer is None or trainer.place.local_rank != 0 or trainer.last_durable is None:
+        return
+    step, saved_at = trainer.last_durable
+    write_termination_message(
+        termination_message(checkpoint_step=step, checkpoint_unix=saved_at), environ
+    )
 
 
 def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -72,8 +83,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except Exception:  # rendezvous timeout, unreachable master, NCCL init
         log.exception("joining the process group failed")
         return contract.EXIT_FAILED
+    trainer: Trainer | None = None
     try:
-        report = Trainer(config, collectives, metrics, preemption).run()
+        trainer = Trainer(config, collectives, metrics, preemption)
+        report = trainer.run()
     except ConfigError as error:
         log.error("configuration: %s", error)
         return contract.EXIT_USAGE
@@ -82,6 +95,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         return contract.EXIT_FAILED
     finally:
         collectives.close()
+        _report_exit(trainer, environ)
     if config.summary_file:
         _write_summary(config.summary_file, report)
     if report.outcome is Outcome.PREEMPTED:
