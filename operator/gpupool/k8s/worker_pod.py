@@ -135,6 +135,9 @@ def worker_pod(
         requests[gang.gpu_resource_name] = str(gang.gpus_per_replica)
     if gang.checkpoint is not None:
         _ensure_checkpoint_mount(spec, worker, gang.checkpoint.path)
+    # The trainer's exit report (newest checkpoint) is the termination message; a
+    # worker that failed without writing one shows its last log lines instead.
+    worker["terminationMessagePolicy"] = "FallbackToLogsOnError"
 
     spec["schedulerName"] = names.SCHEDULER_NAME
     spec["restartPolicy"] = "Never"

@@ -104,7 +104,12 @@ class PoolScheduler:
 
         lifecycle: list[Change] = []
         for job in view.jobs:
-            change = job_lifecycle(job, view.pods_of(job.uid), ctx)
+            change = job_lifecycle(
+                job,
+                view.pods_of(job.uid),
+                ctx,
+                reported_checkpoint=view.reported_checkpoint(job.uid),
+            )
             if change is not None:
                 lifecycle.append(change)
         for service in view.services:

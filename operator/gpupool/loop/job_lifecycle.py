@@ -11,11 +11,16 @@ its pods:
    at once.
 2. ``RELEASING``: once no pod holds GPUs any more, requeue (phase Queued).
 3. ``FINISHED``: delete the job ``ttlSecondsAfterFinished`` after completion.
+
+In every stage, a checkpoint newer than ``status.lastCheckpointTime`` that a
+terminated worker reported (its termination message) is recorded there, in the
+same patch as the stage's own change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gpupool.k8s import names
@@ -45,10 +50,49 @@ EXIT_PREEMPTED = 75
 """SIGTERM received and a checkpoint is durable (workloads contract): requeue."""
 
 
-def job_lifecycle(job: JobRecord, pods: Sequence[PodRecord], ctx: CycleContext) -> Change | None:
-    """The change the job's own state calls for this cycle, or ``None``."""
+def job_lifecycle(
+    job: JobRecord,
+    pods: Sequence[PodRecord],
+    ctx: CycleContext,
+    *,
+    reported_checkpoint: float | None = None,
+) -> Change | None:
+    """The change the job's own state calls for this cycle, or ``None``.
+
+    ``reported_checkpoint``: the newest checkpoint time the job's workers reported,
+    also by pods already deleted (the cache keeps it); the pods' own reports count too.
+    """
     if job.spec is None or job.deleting:
         return None
+    change = _stage_change(job, pods, ctx)
+    newest = max(
+        (at for at in (reported_checkpoint, *(pod.checkpoint_at for pod in pods)) if at),
+        default=None,
+    )
+    return _with_checkpoint(job, change, newest, ctx)
+
+
+def checkpoint_patch(job: JobRecord, newest: float | None) -> dict[str, Any]:
+    """``lastCheckpointTime`` when a worker reported a newer checkpoint than recorded."""
+    recorded = job.status.last_checkpoint_time
+    if newest is None or (recorded is not None and int(newest) <= recorded.timestamp()):
+        return {}
+    return {"lastCheckpointTime": rfc3339(newest)}
+
+
+def _with_checkpoint(
+    job: JobRecord, change: Change | None, newest: float | None, ctx: CycleContext
+) -> Change | None:
+    extra = checkpoint_patch(job, newest)
+    if not extra:
+        return change
+    if change is None:
+        return _change(job, extra, ctx)
+    patch = {**(change.status_patch or {}), **extra}
+    return replace(change, status_patch=patch, assumed=patched_job(job, patch))
+
+
+def _stage_change(job: JobRecord, pods: Sequence[PodRecord], ctx: CycleContext) -> Change | None:
     stage = job_stage(job)
     if stage is Stage.FINISHED:
         return _expire(job, ctx)

@@ -12,6 +12,10 @@ the watch event arrives already sees the GPUs as taken; a failed write
 assumption (:meth:`ClusterCache.commit_job`). Events older than a record the
 cache holds (by resourceVersion) are dropped, so a late watch event can not
 undo what the operator just wrote.
+
+Checkpoint reports (a terminated worker's termination message) outlive their
+pods: a preempted pod is deleted right after its container exits, often before
+a cycle reads it, so the newest report per owner is kept until the owner goes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from gpupool.state.records import JobRecord, NodeRecord, PodRecord, PoolRecord, ServiceRecord
@@ -59,9 +63,14 @@ class PoolView:
     jobs: tuple[JobRecord, ...]
     services: tuple[ServiceRecord, ...]
     pods_by_owner: Mapping[str, tuple[PodRecord, ...]]
+    reported_checkpoints: Mapping[str, float] = field(default_factory=dict)
+    """Owner UID -> newest checkpoint time its pods reported, deleted pods included."""
 
     def pods_of(self, owner_uid: str) -> tuple[PodRecord, ...]:
         return self.pods_by_owner.get(owner_uid, ())
+
+    def reported_checkpoint(self, owner_uid: str) -> float | None:
+        return self.reported_checkpoints.get(owner_uid)
 
 
 class ClusterCache:
@@ -79,6 +88,7 @@ class ClusterCache:
         self._pods: dict[str, PodRecord] = {}
         self._pods_by_owner: dict[str, dict[str, PodRecord]] = defaultdict(dict)
         self._pod_uid_by_name: dict[tuple[str, str], str] = {}
+        self._reported_checkpoints: dict[str, float] = {}
         self._generation = 0
 
     @property
@@ -153,6 +163,7 @@ class ClusterCache:
         with self._lock:
             self._jobs.pop(uid, None)
             self._assumed_jobs.pop(uid, None)
+            self._reported_checkpoints.pop(uid, None)
             self._generation += 1
 
     def job(self, uid: str) -> JobRecord | None:
@@ -255,6 +266,11 @@ class ClusterCache:
         self._pods[record.uid] = record
         self._pod_uid_by_name[(record.namespace, record.name)] = record.uid
         self._pods_by_owner[record.owner_uid][record.uid] = record
+        reported = record.checkpoint_at
+        if reported is not None and reported > self._reported_checkpoints.get(
+            record.owner_uid, float("-inf")
+        ):
+            self._reported_checkpoints[record.owner_uid] = reported
         self._generation += 1
 
     # -- relist (after watch trouble) -------------------------------------------------
@@ -283,6 +299,9 @@ class ClusterCache:
             self._jobs = listed
             self._assumed_jobs = {
                 uid: job for uid, job in self._assumed_jobs.items() if uid in self._jobs
+            }
+            self._reported_checkpoints = {
+                uid: at for uid, at in self._reported_checkpoints.items() if uid in self._jobs
             }
             self._generation += 1
 
@@ -332,6 +351,16 @@ class ClusterCache:
                 for owner in owners
                 if owner in self._pods_by_owner
             }
+            reported = {
+                job.uid: self._reported_checkpoints[job.uid]
+                for job in jobs
+                if job.uid in self._reported_checkpoints
+            }
             return PoolView(
-                pool=pool, nodes=nodes, jobs=jobs, services=services, pods_by_owner=pods_by_owner
+                pool=pool,
+                nodes=nodes,
+                jobs=jobs,
+                services=services,
+                pods_by_owner=pods_by_owner,
+                reported_checkpoints=reported,
             )

@@ -7,6 +7,7 @@ so one bad object can not stop the event stream.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,10 @@ from gpupool.telemetry.model import NodeTelemetry
 Body = Mapping[str, Any]
 TelemetryParser = Callable[[Mapping[str, str]], NodeTelemetry | None]
 """Node annotations -> the agent's last report (``None`` without one); raises ValueError."""
+
+REPORT_LAST_CHECKPOINT_TIME = "lastCheckpointTime"
+"""Key of the trainer's exit report (one JSON line in the termination message; the
+workloads contract's ``REPORT_LAST_CHECKPOINT_TIME``)."""
 
 
 def _meta(body: Body) -> Mapping[str, Any]:
@@ -197,6 +202,9 @@ def parse_pod(body: Body) -> PodRecord | None:
         deleting=meta.get("deletionTimestamp") is not None,
         exit_code=_exit_code(status) if phase in (PodPhase.SUCCEEDED, PodPhase.FAILED) else None,
         started_at=parse_rfc3339(status.get("startTime")),
+        checkpoint_at=_reported_checkpoint(status)
+        if labels.get(names.LABEL_ROLE) == names.ROLE_WORKER
+        else None,
     )
 
 
@@ -244,6 +252,39 @@ def _exit_code(status: Mapping[str, Any]) -> int | None:
     if not codes:
         return None
     return next((code for code in codes if code != 0), 0)
+
+
+def checkpoint_time_of(message: object) -> float | None:
+    """``lastCheckpointTime`` of a trainer's exit report, or ``None``.
+
+    The report is one JSON line; with ``FallbackToLogsOnError`` a failed container
+    without one has its last log lines here instead, which are not a report.
+    """
+    if not isinstance(message, str):
+        return None
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    try:
+        report = json.loads(lines[-1])
+    except ValueError:
+        return None
+    if not isinstance(report, dict):
+        return None
+    when = report.get(REPORT_LAST_CHECKPOINT_TIME)
+    return parse_rfc3339(when) if isinstance(when, str) else None
+
+
+def _reported_checkpoint(status: Mapping[str, Any]) -> float | None:
+    """The newest checkpoint time among the terminated containers' messages."""
+    times = [
+        when
+        for container in status.get("containerStatuses") or []
+        if isinstance(state := container.get("state"), Mapping)
+        and isinstance(terminated := state.get("terminated"), Mapping)
+        and (when := checkpoint_time_of(terminated.get("message"))) is not None
+    ]
+    return max(times, default=None)
 
 
 def _known(raw: Mapping[str, Any], model: type[TrainingJobStatus | InferenceServiceStatus]) -> Body:

@@ -151,6 +151,9 @@ class PodRecord:
     exit_code: int | None = None
     """Exit code of the first terminated container that failed (or 0), once terminal."""
     started_at: float | None = None
+    checkpoint_at: float | None = None
+    """When the newest checkpoint a terminated container reported (its termination
+    message, written by the trainer on exit) became durable."""
 
     @property
     def terminal(self) -> bool:

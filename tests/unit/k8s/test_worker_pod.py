@@ -116,6 +116,7 @@ def test_worker_pod_is_built_from_the_template_with_the_torchrun_contract() -> N
                     ],
                     "resources": {"limits": {"cpu": "4", "nvidia.com/gpu": "8"}},
                     "volumeMounts": [{"name": "gpupool-checkpoint", "mountPath": "/ckpt"}],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                 },
                 {"name": "sidecar", "image": "busybox"},
             ],

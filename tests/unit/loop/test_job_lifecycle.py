@@ -10,6 +10,7 @@ from gpupool.loop.context import CycleContext
 from gpupool.loop.job_lifecycle import job_lifecycle
 from gpupool.state.parse import parse_job, parse_pod
 from gpupool.state.records import PodRecord
+from gpupool_workloads.termination import termination_message
 from tests.unit.state.bodies import T0, job, pod_body
 
 NOW = T0 + 1000
@@ -164,3 +165,56 @@ def test_finished_job_is_deleted_after_its_ttl() -> None:
     assert change.writes == (
         DeleteWorkload(plural="trainingjobs", namespace="team-a", name="bert", uid="uid-bert"),
     )
+
+
+# -- checkpoints the workers reported (termination messages) ----------------------
+
+
+def reporting(replica: int, at: float, **fields: Any) -> PodRecord:
+    message = termination_message(checkpoint_step=300, checkpoint_unix=at)
+    return worker(replica, message=message, **fields)
+
+
+def test_a_preempted_workers_checkpoint_is_recorded_with_the_requeue() -> None:
+    change = run(placed(), reporting(0, NOW - 7, phase="Failed", exit_code=75), worker(1))
+    assert change is not None and change.status_patch is not None
+    assert change.status_patch["phase"] == "Preempting"
+    assert change.status_patch["lastCheckpointTime"] == rfc3339(NOW - 7)
+    assert change.assumed is not None
+    assert change.assumed.status.last_checkpoint_time is not None
+    assert change.assumed.status.last_checkpoint_time.timestamp() == int(NOW - 7)
+
+
+def test_succeeded_workers_report_their_final_checkpoint() -> None:
+    change = run(
+        placed(),
+        reporting(0, NOW - 3, phase="Succeeded", exit_code=0),
+        reporting(1, NOW - 2, phase="Succeeded", exit_code=0),
+    )
+    assert change is not None and change.status_patch is not None
+    assert change.status_patch["phase"] == "Succeeded"
+    assert change.status_patch["lastCheckpointTime"] == rfc3339(NOW - 2)
+
+
+def test_a_report_from_pods_already_deleted_is_recorded_on_requeue() -> None:
+    releasing = placed("Preempting", preemptions=1)
+    change = job_lifecycle(parse_job(releasing), [], CTX, reported_checkpoint=NOW - 20)
+    assert change is not None and change.status_patch is not None
+    assert change.status_patch["phase"] == "Queued"
+    assert change.status_patch["lastCheckpointTime"] == rfc3339(NOW - 20)
+
+
+def test_a_newer_report_alone_is_a_status_patch() -> None:
+    change = run(placed(), reporting(0, NOW - 5, phase="Succeeded", exit_code=0), worker(1))
+    assert change is not None
+    assert change.status_patch == {"lastCheckpointTime": rfc3339(NOW - 5)}
+    assert change.writes == () and change.events == ()
+
+
+def test_a_report_no_newer_than_the_status_changes_nothing() -> None:
+    body = placed(lastCheckpointTime=rfc3339(NOW - 5))
+    assert run(body, reporting(0, NOW - 5.5, phase="Succeeded", exit_code=0), worker(1)) is None
+    older = job_lifecycle(
+        parse_job(body), [worker(0), worker(1)], CTX, reported_checkpoint=NOW - 60
+    )
+    assert older is None

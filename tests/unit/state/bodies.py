@@ -201,6 +201,7 @@ def pod_body(
     gpus: str = "0",
     phase: str = "Running",
     exit_code: int | None = None,
+    message: str | None = None,
     deleting: bool = False,
     ready: bool = True,
     resource_version: int = 1,
@@ -210,9 +211,10 @@ def pod_body(
         "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
     }
     if exit_code is not None:
-        status["containerStatuses"] = [
-            {"name": "trainer", "state": {"terminated": {"exitCode": exit_code}}}
-        ]
+        terminated: dict[str, Any] = {"exitCode": exit_code}
+        if message is not None:
+            terminated["message"] = message
+        status["containerStatuses"] = [{"name": "trainer", "state": {"terminated": terminated}}]
     role = "worker" if owner_kind == "TrainingJob" else "inference"
     meta: dict[str, Any] = {
         "name": name,

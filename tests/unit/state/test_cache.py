@@ -6,8 +6,9 @@ from dataclasses import replace
 
 from gpupool.state.cache import ClusterCache
 from gpupool.state.parse import parse_job, parse_node, parse_pod, parse_pool
-from gpupool.state.records import PoolRecord
-from tests.unit.state.bodies import job, node_body, pod_body, pool_body
+from gpupool.state.records import PodRecord, PoolRecord
+from gpupool_workloads.termination import termination_message
+from tests.unit.state.bodies import T0, job, node_body, pod_body, pool_body
 
 
 def cache_with_pool() -> ClusterCache:
@@ -82,3 +83,29 @@ def test_generation_moves_on_every_change() -> None:
     before = cache.generation
     cache.upsert_node(parse_node(node_body("n1")))
     assert cache.generation > before
+
+
+def _reporting_pod(name: str, at: float) -> PodRecord:
+    message = termination_message(checkpoint_step=1, checkpoint_unix=at)
+    record = parse_pod(pod_body(name, owner="mine", phase="Failed", exit_code=75, message=message))
+    assert record is not None
+    return record
+
+
+def test_the_newest_checkpoint_report_outlives_the_pods_until_the_job_goes() -> None:
+    cache = cache_with_pool()
+    cache.upsert_job(parse_job(job("mine").body()))
+    cache.upsert_pod(_reporting_pod("mine-0-w0", T0 + 30))
+    cache.upsert_pod(_reporting_pod("mine-0-w1", T0 + 10))  # an older report
+    cache.remove_pod("pod-mine-0-w0")
+    cache.remove_pod("pod-mine-0-w1")
+
+    view = cache.pool_view("a100")
+    assert view is not None
+    assert view.pods_of("uid-mine") == ()
+    assert view.reported_checkpoint("uid-mine") == T0 + 30
+
+    cache.remove_job("uid-mine")
+    cache.upsert_job(parse_job(job("mine").body()))  # a new job of the same name and UID
+    view = cache.pool_view("a100")
+    assert view is not None and view.reported_checkpoint("uid-mine") is None

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from gpupool.state.parse import parse_job, parse_node, parse_pod, parse_pool, parse_service
+import pytest
+
+from gpupool.state.parse import (
+    REPORT_LAST_CHECKPOINT_TIME,
+    checkpoint_time_of,
+    parse_job,
+    parse_node,
+    parse_pod,
+    parse_pool,
+    parse_service,
+)
 from gpupool.state.records import PodPhase, PoolRecord, WorkloadKindName
 from gpupool.telemetry.annotations import decode_node_telemetry, encode_node_telemetry
 from gpupool.telemetry.model import GPUTelemetry, GpuUuid, NodeTelemetry
+from gpupool_workloads import contract
+from gpupool_workloads.termination import termination_message
 from tests.unit.state.bodies import T0, job, node_body, pod_body, pool_body, service_body
 
 
@@ -122,3 +134,45 @@ def test_unbound_pod_still_holds_its_assigned_gpus() -> None:
 def test_node_without_a_report_has_no_telemetry_and_no_error() -> None:
     record = parse_node(node_body("n1"), telemetry_parser=decode_node_telemetry)
     assert record.telemetry is None and record.telemetry_error is None
+
+
+def report(at: float, step: int = 120) -> str:
+    """A trainer's exit report, as the workloads package writes it."""
+    return termination_message(checkpoint_step=step, checkpoint_unix=at)
+
+
+def test_the_operator_reads_the_trainers_exit_report() -> None:
+    assert REPORT_LAST_CHECKPOINT_TIME == contract.REPORT_LAST_CHECKPOINT_TIME
+    assert checkpoint_time_of(report(T0 + 42.7)) == T0 + 42
+
+
+@pytest.mark.parametrize(
+    "message",
+    [None, "", "Traceback (most recent call last):\n  ...\nRuntimeError: boom", "[1, 2]", "{}"],
+)
+def test_anything_but_a_report_is_no_checkpoint(message: str | None) -> None:
+    assert checkpoint_time_of(message) is None
+
+
+def test_a_terminated_worker_carries_its_reported_checkpoint() -> None:
+    logs_then_report = f"step=118 loss=0.2\n{report(T0 + 5)}\n"
+    record = parse_pod(
+        pod_body("bert-0-w0", owner="bert", phase="Failed", exit_code=75, message=logs_then_report)
+    )
+    assert record is not None and record.checkpoint_at == T0 + 5
+    running = parse_pod(pod_body("bert-0-w1", owner="bert"))
+    assert running is not None and running.checkpoint_at is None
+
+
+def test_only_training_workers_report_checkpoints() -> None:
+    record = parse_pod(
+        pod_body(
+            "chat-r0",
+            owner="chat",
+            owner_kind="InferenceService",
+            phase="Succeeded",
+            exit_code=0,
+            message=report(T0),
+        )
+    )
+    assert record is not None and record.checkpoint_at is None
