@@ -39,6 +39,7 @@ from e2e.processnode.pod_status import (
     terminated_status,
 )
 from e2e.processnode.ports import PortTable
+from e2e.processnode.termination import termination_message
 
 from gpupool.k8s.errors import ApiError
 
@@ -228,6 +229,7 @@ class ProcessNode:
         for directory in run.spec.directories:
             directory.mkdir(parents=True, exist_ok=True)
         run.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        run.spec.termination_log.write_bytes(b"")  # a fresh file per container start
         if run.generation == 0:
             ports = {str(port): host for port, host in run.spec.ports.items()}
             self.api.annotate_pod(run.namespace, run.name, {PORTS_ANNOTATION: json.dumps(ports)})
@@ -308,7 +310,16 @@ class ProcessNode:
             delay = min(2.0 ** min(run.restarts - 1, 4), MAX_RESTART_BACKOFF_SECONDS)
             self._after(run, delay, ("restart", key, None))
             return
-        self._finish(run, code)
+        spec = run.spec
+        message = ""
+        if spec is not None:
+            message = termination_message(
+                message_file=spec.termination_log,
+                log_path=spec.log_path,
+                exit_code=code,
+                policy=spec.message_policy,
+            )
+        self._finish(run, code, message=message)
 
     def _finish(self, run: PodRun, code: int, *, message: str = "") -> None:
         run.finished = True

@@ -24,6 +24,8 @@ Mapping rules, because every pod shares this host:
    working directory is the mapped ``workingDir`` or a per pod directory.
 5. ``CUDA_VISIBLE_DEVICES`` is empty (CPU) unless GPUs are exposed, then the pod's
    ``gpupool.io/gpu-indices`` annotation.
+6. The termination message file (``/dev/termination-log`` in a container) is a file of
+   the pod, passed as ``GPUPOOL_TERMINATION_LOG`` (see :mod:`e2e.processnode.termination`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.processnode.ports import PortTable
+from e2e.processnode.termination import ENV_TERMINATION_LOG
 
 LOOPBACK = "127.0.0.1"
 CLUSTER_DNS = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?\.svc(\.cluster\.local)?\.?$")
@@ -63,6 +66,10 @@ class ProcessSpec:
     env: dict[str, str]
     cwd: Path
     log_path: Path
+    termination_log: Path
+    """The container's termination message file (empty at every start)."""
+    message_policy: str | None
+    """The container's ``terminationMessagePolicy``."""
     ports: dict[int, int]
     """Container port -> host port."""
     directories: list[Path]
@@ -198,6 +205,8 @@ def process_spec(pod: Mapping[str, Any], ctx: HostContext, ports: PortTable) -> 
     env["CUDA_VISIBLE_DEVICES"] = indices if ctx.expose_gpus else ""
     env["HOSTNAME"] = spec.get("hostname") or meta["name"]
     env["PYTHONUNBUFFERED"] = "1"
+    termination_log = pod_dir / "termination-log"
+    env[ENV_TERMINATION_LOG] = str(termination_log)
     working_dir = container.get("workingDir")
     cwd = Path(_map_path(working_dir, mounts)) if working_dir else pod_dir / "work"
     return ProcessSpec(
@@ -205,6 +214,8 @@ def process_spec(pod: Mapping[str, Any], ctx: HostContext, ports: PortTable) -> 
         env=env,
         cwd=cwd,
         log_path=ctx.state_dir / "logs" / f"{meta['namespace']}_{meta['name']}.log",
+        termination_log=termination_log,
+        message_policy=container.get("terminationMessagePolicy"),
         ports=port_map,
-        directories=[cwd, *mounts.values()],
+        directories=[cwd, pod_dir, *mounts.values()],
     )

@@ -10,6 +10,7 @@ import pytest
 from e2e.processnode.pod_process import CannotRun, HostContext, process_spec
 from e2e.processnode.pod_status import exit_code_of, running_status, terminated_status
 from e2e.processnode.ports import PortTable
+from e2e.processnode.termination import termination_message
 
 from .support import pod_environment
 
@@ -78,6 +79,9 @@ def test_a_worker_pod_becomes_a_local_process(tmp_path: Path) -> None:
     assert env["GPUPOOL_METRICS_PORT"] == str(spec.ports[9400])
     assert spec.cwd == STATE / "pods" / "u1" / "work"
     assert STATE / "pods" / "u1" / "volumes" / "token" in spec.directories
+    assert env["GPUPOOL_TERMINATION_LOG"] == str(spec.termination_log)
+    assert spec.termination_log == STATE / "pods" / "u1" / "termination-log"
+    assert spec.termination_log.parent in spec.directories
 
 
 def test_a_gang_shares_its_rendezvous_port_and_nothing_else(tmp_path: Path) -> None:
@@ -126,3 +130,23 @@ def test_statuses() -> None:
         == "Succeeded"
     )
     assert exit_code_of(-9) == 137 and exit_code_of(3) == 3
+
+
+def test_the_termination_message_is_the_file_or_on_error_the_log_tail(tmp_path: Path) -> None:
+    message_file, log = tmp_path / "termination-log", tmp_path / "pod.log"
+    log.write_text("".join(f"line {n}\n" for n in range(100)))
+    message_file.write_text('{"lastCheckpointStep":7}\n')
+
+    def read(code: int, policy: str | None = "FallbackToLogsOnError") -> str:
+        return termination_message(
+            message_file=message_file, log_path=log, exit_code=code, policy=policy
+        )
+
+    assert read(75) == '{"lastCheckpointStep":7}\n'
+    message_file.write_text("")
+    assert read(0) == ""  # succeeded: no fallback
+    assert read(1, policy=None) == ""  # policy File: no fallback
+    tail = read(1).splitlines()
+    assert tail[-1] == "line 99" and len(tail) <= 80
+    message_file.unlink()
+    assert read(1, policy=None) == ""
