@@ -17,6 +17,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,14 @@ def test_a_training_job_trains_on_two_process_pods_and_a_service_serves_its_mode
     saved = checkpoint.read_checkpoint(latest)
     assert saved["progress"] == {**saved["progress"], "step": 32, "completed": True}
     assert saved["world_size"] == 2
+    # Each worker's exit report (termination message) names the final checkpoint,
+    # and the operator recorded its time in the job's status.
+    for pod in workers:
+        message = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+        assert json.loads(message)["lastCheckpointStep"] == 32, message
+    recorded = process_pool.get("trainingjob", "mlp")["status"]["lastCheckpointTime"]
+    recorded_at = datetime.fromisoformat(recorded.replace("Z", "+00:00")).timestamp()
+    assert 0 <= recorded_at - int(saved["saved_at_unix"]) <= 5, (recorded, saved["saved_at_unix"])
 
     # The model it wrote, served by an InferenceService from the same claim.
     process_pool.apply(
