@@ -189,6 +189,13 @@ class TrainingJobStatus(ApiModel):
     last_checkpoint_time: Timestamp | None = Field(
         default=None, description="When the workers last reported a checkpoint."
     )
+    run_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds the job held GPUs in launches that have ended (preempted, "
+        "restarted or finished): its service so far, carried across preemptions and "
+        "restarts; the running launch adds the time since it was placed.",
+    )
     queue_position: int | None = Field(
         default=None, ge=0, description="Position among the pool's waiting workloads."
     )

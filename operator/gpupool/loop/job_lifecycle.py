@@ -39,6 +39,8 @@ from gpupool.state.stages import (
     CONDITION_SCHEDULED,
     REASON_UNHEALTHY_GPU,
     Stage,
+    condition_is_true,
+    condition_since,
     conditions_of,
     job_attempt,
     job_stage,
@@ -90,6 +92,20 @@ def _with_checkpoint(
         return _change(job, extra, ctx)
     patch = {**(change.status_patch or {}), **extra}
     return replace(change, status_patch=patch, assumed=patched_job(job, patch))
+
+
+def run_seconds_patch(job: JobRecord, now: float) -> dict[str, Any]:
+    """``runSeconds`` plus the launch that ends now (from its ``Scheduled=True`` time).
+
+    Sent in the same patch that ends the launch (``Scheduled`` goes False), so a
+    replayed cycle never counts a launch twice.
+    """
+    if not condition_is_true(job.raw_status, CONDITION_SCHEDULED):
+        return {}
+    since = condition_since(job.raw_status, CONDITION_SCHEDULED)
+    if since is None:
+        return {}
+    return {"runSeconds": (job.status.run_seconds or 0) + max(0, round(now - since))}
 
 
 def _stage_change(job: JobRecord, pods: Sequence[PodRecord], ctx: CycleContext) -> Change | None:
@@ -188,6 +204,7 @@ def _release(job: JobRecord, pods: Sequence[PodRecord], ctx: CycleContext) -> Ch
         "replicas": 0,
         "allocatedGPUs": 0,
         "pricePerGPUHour": None,
+        **run_seconds_patch(job, ctx.now),
         "message": message,
         "conditions": _conditions(
             job,
@@ -241,6 +258,7 @@ def _supervise(job: JobRecord, pods: Sequence[PodRecord], ctx: CycleContext) -> 
             "phase": "Succeeded",
             "completionTime": rfc3339(ctx.now),
             "allocatedGPUs": 0,
+            **run_seconds_patch(job, ctx.now),
             "queuePosition": None,
             "message": message,
             "conditions": _conditions(
@@ -335,6 +353,7 @@ def _on_failure(
         "phase": "Failed",
         "completionTime": rfc3339(ctx.now),
         "allocatedGPUs": 0,
+        **run_seconds_patch(job, ctx.now),
         "message": message,
         "conditions": _conditions(job, ctx.now, (CONDITION_SCHEDULED, False, "Failed", message)),
     }

@@ -322,6 +322,7 @@ def training_workload(job: JobRecord, pods: Sequence[PodRecord], *, now: float) 
         preempted_at=preempted_at,
         last_checkpoint_at=last_checkpoint.timestamp() if last_checkpoint is not None else None,
         restarts=job_attempt(job),
+        attained_service_s=float(job.status.run_seconds or 0),
         expected_duration_s=job.expected_duration_s,
     )
 

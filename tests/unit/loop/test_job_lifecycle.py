@@ -7,7 +7,7 @@ from typing import Any
 from gpupool.k8s.timestamps import rfc3339
 from gpupool.loop.actions import BindPod, Change, CreateObject, DeletePod, DeleteWorkload
 from gpupool.loop.context import CycleContext
-from gpupool.loop.job_lifecycle import job_lifecycle
+from gpupool.loop.job_lifecycle import job_lifecycle, run_seconds_patch
 from gpupool.state.parse import parse_job, parse_pod
 from gpupool.state.records import PodRecord
 from gpupool_workloads.termination import termination_message
@@ -218,3 +218,49 @@ def test_a_report_no_newer_than_the_status_changes_nothing() -> None:
         parse_job(body), [worker(0), worker(1)], CTX, reported_checkpoint=NOW - 60
     )
     assert older is None
+
+
+# -- run time carried across launches (the core's attained service) ----------------
+
+
+def scheduled_since(when: float) -> list[dict[str, str]]:
+    return [
+        {
+            "type": "Scheduled",
+            "status": "True",
+            "reason": "Placed",
+            "message": "",
+            "lastTransitionTime": rfc3339(when),
+        }
+    ]
+
+
+def test_a_requeue_adds_the_ended_launchs_run_time() -> None:
+    releasing = placed(
+        "Preempting", preemptions=1, runSeconds=100, conditions=scheduled_since(NOW - 600)
+    )
+    change = run(releasing)
+    assert change is not None and change.status_patch is not None
+    assert change.status_patch["phase"] == "Queued"
+    assert change.status_patch["runSeconds"] == 700
+    # Replaying the cycle on the requeued status counts nothing twice.
+    assert change.assumed is not None
+    assert change.assumed.status.run_seconds == 700
+    again = job_lifecycle(change.assumed, [], CTX)
+    assert again is None or "runSeconds" not in (again.status_patch or {})
+
+
+def test_finishing_adds_the_last_launchs_run_time() -> None:
+    body = placed(conditions=scheduled_since(NOW - 90))
+    done = run(body, worker(0, phase="Succeeded", exit_code=0), worker(1, phase="Succeeded"))
+    assert done is not None and done.status_patch is not None
+    assert done.status_patch["phase"] == "Succeeded"
+    assert done.status_patch["runSeconds"] == 90
+    failed = run(body, worker(0, phase="Failed", exit_code=2), worker(1))
+    assert failed is not None and failed.status_patch is not None
+    assert failed.status_patch["phase"] == "Failed"
+    assert failed.status_patch["runSeconds"] == 90
+
+
+def test_a_queued_job_has_no_launch_to_add() -> None:
+    assert run_seconds_patch(parse_job(job("bert").with_status(phase="Queued").body()), NOW) == {}

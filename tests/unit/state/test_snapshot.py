@@ -86,6 +86,15 @@ def test_queued_job_is_pending() -> None:
     assert workload.submitted_at == T0
 
 
+def test_run_time_of_earlier_launches_is_the_attained_service() -> None:
+    fresh = build(job("new").body()).snapshot.workloads[WorkloadUid("uid-new")]
+    assert fresh.attained_service_s == 0.0
+    requeued = job("bert").with_status(phase="Queued", runSeconds=5400, preemptions=2).body()
+    workload = build(requeued).snapshot.workloads[WorkloadUid("uid-bert")]
+    assert workload.attained_service_s == 5400.0
+    assert workload.allocation is None
+
+
 def test_placed_job_holds_its_status_placement_since_it_was_scheduled() -> None:
     body = (
         job("bert")
