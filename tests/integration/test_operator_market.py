@@ -34,7 +34,9 @@ def test_outbid_borrower_is_preempted_only_after_its_min_runtime(
         min_runtime_s=min_runtime,
         grace_s=2,
     ) as sc:
-        sc.submit("cheap", tenant="xray", gpus=8, bid=1.0)
+        # The victim takes a few seconds to checkpoint and go (kwok's delete stage), so
+        # its Preempting phase outlasts a poll on a loaded machine.
+        sc.submit("cheap", tenant="xray", gpus=8, bid=1.0, terminate_after="4s")
         first = sc.wait_phase("cheap", "xray", "Running", timeout=60)
         assert first["pricePerGPUHour"] <= 1.0
 
