@@ -79,7 +79,16 @@ class Bidder:
     Computes exactly what :func:`effective_bid` and :func:`raw_bid` compute.
     """
 
-    __slots__ = ("_aging_s", "_base", "_bonus", "_hours", "_max_bid", "_now", "_prior")
+    __slots__ = (
+        "_aging_all",
+        "_aging_s",
+        "_base",
+        "_bonus",
+        "_hours",
+        "_max_bid",
+        "_now",
+        "_prior",
+    )
 
     def __init__(self, now: float, config: PoolConfig) -> None:
         fairness = config.fairness
@@ -89,6 +98,7 @@ class Bidder:
         self._max_bid = fairness.max_bid_per_gpu_hour
         self._bonus = fairness.short_job_bonus
         self._aging_s = fairness.aging_s
+        self._aging_all = not fairness.aging_requeued_only
         self._hours = config.credit_horizon_s / SECONDS_PER_HOUR
 
     def raw(self, workload: Workload) -> float:
@@ -114,8 +124,14 @@ class Bidder:
         prior = self._prior
         bonus = 1.0 + self._bonus * prior / (prior + attained) if prior > 0 else 1.0
         bid = rho * bonus
-        if self._aging_s > 0:
-            bid += (waited if waited > 0 else 0.0) / self._aging_s
+        if (
+            self._aging_s > 0
+            and allocation is None
+            and (workload.preemptions > 0 or self._aging_all)
+        ):
+            queued_at = workload.queued_at
+            queued = now - (workload.submitted_at if queued_at is None else queued_at)
+            bid += (queued if queued > 0 else 0.0) / self._aging_s
         bid = self._base * bid
         return bid if bid < self._max_bid else self._max_bid
 

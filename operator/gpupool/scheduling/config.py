@@ -32,8 +32,12 @@ class FairnessAgentConfig:
     prior_duration_s: float = 900.0
     short_job_bonus: float = 1.0
     aging_s: float = 0.0
-    """Adds ``base_bid * waited / aging_s`` to the bid (0 disables): an absolute age term,
-    so that a long job, whose rho grows slowly, still gets back within a bounded wait."""
+    """A pending workload bids ``base_bid * queued / aging_s`` more, ``queued`` being the
+    time since it last entered the queue (0 disables). An absolute age term: a job that
+    has run long has a rho that grows slowly, yet it still gets back within a bounded
+    wait. Running workloads get no age term (it would make them unpreemptable)."""
+    aging_requeued_only: bool = True
+    """Age only workloads that were preempted before (new work already bids by rho)."""
     max_bid_per_gpu_hour: float = 1000.0
 
 
@@ -49,6 +53,15 @@ class PoolConfig:
     """A borrower outbids a running borrower only with a bid above the victim's bid times
     ``1 + outbid_margin_ratio`` (preempting costs the victim its grace period and a
     restart, so a marginally higher bid does not justify it)."""
+    reserve_after_s: float | None = None
+    """Opt-in. Once per cycle, the first workload that finds no room (even by preemption) after
+    waiting this long reserves the node closest to fitting one replica: its free GPUs are
+    held back so the node drains for it, instead of being refilled by smaller work
+    (big gangs would otherwise starve behind a stream of small ones). ``None``: never."""
+    max_outbid_preemptions: int | None = None
+    """A borrower preempted this many times already is not outbid again (it still yields
+    to higher tiers and guarantees); bounds how often one job is set back. ``None``:
+    no bound."""
     credit_horizon_s: float = 3600.0
     """A bid is capped so the tenant's balance can pay it for this long."""
     preemption_visit_budget: int = 30_000

@@ -34,7 +34,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
-from gpupool.scheduling.capacity import RELEASING, USED, ClusterState
+from gpupool.scheduling.capacity import (
+    CLAIMED,
+    FREE,
+    RELEASING,
+    UNUSABLE,
+    USED,
+    ClusterState,
+)
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.decisions import (
     Decisions,
@@ -111,6 +118,8 @@ class _Cycle:
         self.highest_losing_bid: float | None = None
         """The highest bid of a borrower that found no GPUs (sets the clearing price)."""
         self.highest_losing_bid_or_zero = -1.0
+        self.reserved = False
+        """Whether this cycle already reserved a node for a starving workload."""
         self.bulk: list[tuple[list[_Entry], int, int, float]] = []
         """Slices of the pending order that lost in bulk: (order, start, end, GPUs shown
         free at their tier)."""
@@ -375,6 +384,10 @@ class _Cycle:
                     )
                     continue
                 failed.add(shape)
+            if not self.reserved and share is None and self._reserve_for(workload, g):
+                if not guaranteed and bid > self.highest_losing_bid_or_zero:
+                    self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
+                continue
             code = (
                 WaitCode.NO_PLACEMENT if available + _EPSILON >= minimum else WaitCode.NO_CAPACITY
             )
@@ -419,6 +432,52 @@ class _Cycle:
             return fixed, losses
 
         return expand
+
+    def _reserve_for(self, workload: Workload, g: int) -> bool:
+        """Hold back the free GPUs of the node closest to fitting one replica of ``g``.
+
+        Only for a workload queued at least ``reserve_after_s``; the node (most free plus
+        releasing GPUs in one NVLink domain that could ever hold the replica, ties: node
+        order) keeps those GPUs idle this cycle, so it drains for the workload.
+        """
+        after = self.config.reserve_after_s
+        if after is None:
+            return False
+        queued_at = workload.submitted_at if workload.queued_at is None else workload.queued_at
+        if self.now - queued_at < after:
+            return False
+        state = self.state
+        best: tuple[int, int] | None = None
+        best_slots: list[int] = []
+        best_node = None
+        for ns in state.nodes:
+            if not ns.schedulable:
+                continue
+            spans = g > ns.max_domain_size
+            domains = [-1] if spans else range(len(ns.domain_size))
+            for d in domains:
+                slots = [
+                    slot
+                    for slot, slot_state in enumerate(ns.status)
+                    if slot_state != UNUSABLE and (spans or ns.domain[slot] == d)
+                ]
+                if len(slots) < g:
+                    continue
+                room = [slot for slot in slots if ns.status[slot] in (FREE, RELEASING)]
+                key = (len(room), -ns.idx)
+                if room and (best is None or key > best):
+                    best, best_slots, best_node = key, room, ns
+        if best_node is None:
+            return False
+        self.reserved = True
+        state.set_slots(best_node, best_slots, CLAIMED)
+        self._wait_fixed(
+            workload,
+            WaitCode.AWAITING_RELEASE,
+            workload.requested_gpus,
+            f"node {best_node.name} reserved for it while it drains",
+        )
+        return True
 
     def _lowest_running_borrower_bids(self) -> dict[int, float]:
         lowest: dict[int, float] = {}
@@ -506,6 +565,7 @@ class _Cycle:
             now=self.now,
             min_runtime_s=self.config.min_runtime_s,
             outbid_margin_ratio=self.config.outbid_margin_ratio,
+            max_outbid_preemptions=self.config.max_outbid_preemptions,
         )
         if victims is None:
             return False

@@ -58,6 +58,11 @@ def fairness_bid(workload: Workload, now: float, config: FairnessAgentConfig) ->
     attained = attained_service_s(workload, now)
     bonus = 1.0 + config.short_job_bonus * prior / (prior + attained) if prior > 0 else 1.0
     bid = rho * bonus
-    if config.aging_s > 0:
-        bid += max(0.0, now - workload.submitted_at - attained) / config.aging_s
+    if (
+        config.aging_s > 0
+        and workload.allocation is None
+        and (workload.preemptions > 0 or not config.aging_requeued_only)
+    ):
+        queued_at = workload.submitted_at if workload.queued_at is None else workload.queued_at
+        bid += max(0.0, now - queued_at) / config.aging_s
     return min(config.base_bid_per_gpu_hour * bid, config.max_bid_per_gpu_hour)

@@ -153,8 +153,13 @@ class Workload:
     allocation: Allocation | None = None
     preempted_at: float | None = None
     """Set while a preempted workload is still releasing its GPUs (grace period)."""
+    queued_at: float | None = None
+    """When it last entered the queue (submission, or requeue after a preemption);
+    ``None`` means ``submitted_at``. The fairness agent ages pending work from here."""
     last_checkpoint_at: float | None = None
     restarts: int = 0
+    preemptions: int = 0
+    """Times it has been preempted so far (``status.preemptions``)."""
     attained_service_s: float = 0.0
     """Seconds it has run before its current allocation (across preemptions/restarts)."""
     expected_duration_s: float | None = None

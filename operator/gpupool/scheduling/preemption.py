@@ -15,8 +15,9 @@ Who may preempt whom (candidate c, running victim v):
   ``higher-tier``);
 * same tier, v borrows and c is inside its guarantee: reclaim (cause
   ``guarantee-reclaim``);
-* same tier, both borrow: c's bid above v's bid times ``1 + outbid_margin_ratio``
-  and v has run at least ``min_runtime_s`` (cause ``outbid``).
+* same tier, both borrow: c's bid above v's bid times ``1 + outbid_margin_ratio``,
+  v has run at least ``min_runtime_s`` and has been preempted fewer than
+  ``max_outbid_preemptions`` times (cause ``outbid``).
 
 A workload inside its guarantee is therefore never preempted by a borrower,
 and never by its own tier. Victims are added in the order above until the
@@ -195,9 +196,11 @@ class VictimIndex:
         now: float,
         min_runtime_s: float,
         outbid_margin_ratio: float = 0.0,
+        max_outbid_preemptions: int | None = None,
     ) -> Iterator[tuple[Victim, PreemptionCause]]:
         """Eligible victims for a candidate, in victim order, within the visit budget."""
         factor = 1.0 + outbid_margin_ratio
+        cap = max_outbid_preemptions
         for lower in range(int(Tier.LOW), tier):
             yield from self._members((lower, False), PreemptionCause.HIGHER_TIER)
             if guaranteed:
@@ -208,7 +211,9 @@ class VictimIndex:
         for victim, cause in self._members((tier, False), PreemptionCause.OUTBID):
             if victim.bid * factor >= bid:
                 return
-            if now - victim.started_at >= min_runtime_s:
+            if now - victim.started_at >= min_runtime_s and (
+                cap is None or victim.workload.preemptions < cap
+            ):
                 yield victim, cause
 
     def _members(
@@ -400,6 +405,7 @@ def find_victims(
     now: float,
     min_runtime_s: float,
     outbid_margin_ratio: float = 0.0,
+    max_outbid_preemptions: int | None = None,
 ) -> list[tuple[Victim, PreemptionCause]] | None:
     """The victims to preempt so the gang fits, or ``None`` when no eligible set suffices."""
     g = max(1, gpus_per_replica)
@@ -415,6 +421,7 @@ def find_victims(
         now=now,
         min_runtime_s=min_runtime_s,
         outbid_margin_ratio=outbid_margin_ratio,
+        max_outbid_preemptions=max_outbid_preemptions,
     )
     return trial.walk_until_fit(walk, useful)
 

@@ -22,7 +22,7 @@ from gpupool.scheduling import PoolConfig
 from gpupool.sim.engine import SimConfig, Simulator, stderr_progress
 from gpupool.sim.metrics import jcts, summarize
 from gpupool.sim.policies import POLICY_NAMES, make_policy
-from gpupool.sim.tenants import TenantsError, default_tenants, load_tenants
+from gpupool.sim.tenants import TenantsError, budget_tenants, default_tenants, load_tenants
 from gpupool.sim.trace import TraceError, read_trace, split_placeable
 
 
@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tenants",
         help="YAML/JSON tenant terms (default: equal guarantees over half the pool; "
         "see gpupool.sim.tenants)",
+    )
+    parser.add_argument(
+        "--budgets",
+        action="store_true",
+        help="without --tenants: give the default tenants budgets (2 credits per GPU-hour "
+        "of their equal share) instead of unmetered credits",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--limit", type=_positive_int, help="replay only the first N jobs")
@@ -71,7 +77,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     tenants = (
         load_tenants(args.tenants, trace_tenants=tenant_names, total_gpus=total_gpus)
         if args.tenants
-        else default_tenants(tenant_names, total_gpus=total_gpus)
+        else (budget_tenants if args.budgets else default_tenants)(
+            tenant_names, total_gpus=total_gpus
+        )
     )
     pool = PoolConfig()
     policy = make_policy(
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         progress=None if args.quiet else stderr_progress,
     )
     outcome = simulator.run()
-    summary = summarize(outcome, policy=args.policy)
+    summary = summarize(outcome, policy=args.policy + ("+budgets" if args.budgets else ""))
     summary["skipped_bad_rows"] = trace.skipped
     summary["skipped_too_large"] = len(too_large)
     summary["unfinished"] = outcome.unfinished

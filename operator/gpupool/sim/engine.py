@@ -279,6 +279,8 @@ class Simulator:
             preempted_at=None,
             attained_service_s=workload.attained_service_s + max(0.0, ran),
             restarts=workload.restarts + 1,
+            preemptions=workload.preemptions + 1,
+            queued_at=self.now,
         )
         self.active[uid] = record.workload
         self.pending_count += 1

@@ -12,11 +12,13 @@ File (YAML or JSON), the shape of ``GPUPool.spec.tenants``::
 Default when no file is given (``default_tenants``): every tenant seen in the
 trace is guaranteed an equal share of half the pool
 (``floor(0.5 * GPUs / tenants)``), may borrow up to the whole pool, has weight 1,
-earns ``DEFAULT_CREDITS_PER_GPU_HOUR`` (2) credits per hour for each GPU of its
-equal share of the whole pool (so it can keep its equal share busy at twice the
-fairness agent's base bid), saves up to 24 hours of that, and starts full.
-Tenants in the trace but not in the file get the default terms with no
-guarantee.
+and has an unmetered budget (infinite credits): traces such as Philly's carry no
+budgets, so by default the replay measures tiers, guarantees and the fairness
+auction without inventing budgets; prices are still computed and reported. Pass a
+file to replay with budgets (``credits``); ``budget_tenants`` builds the budgeted
+variant used on the results page (each tenant earns 2 credits per hour per GPU of
+its equal share of the pool, saves up to 24 hours of that, starts full). Tenants in
+the trace but not in the file get budgeted default terms with no guarantee.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from gpupool.scheduling.model import Tenant, TenantName
 
@@ -53,7 +54,8 @@ def default_tenant(name: str, *, guaranteed_gpus: int, fair_share_gpus: float) -
     )
 
 
-def default_tenants(names: Iterable[str], *, total_gpus: int) -> dict[TenantName, Tenant]:
+def budget_tenants(names: Iterable[str], *, total_gpus: int) -> dict[TenantName, Tenant]:
+    """Equal guarantees over half the pool, and budgets worth 2 credits/GPU-hour."""
     ordered = sorted(set(names))
     if not ordered:
         return {}
@@ -62,6 +64,16 @@ def default_tenants(names: Iterable[str], *, total_gpus: int) -> dict[TenantName
     return {
         TenantName(n): default_tenant(n, guaranteed_gpus=guaranteed, fair_share_gpus=fair_share)
         for n in ordered
+    }
+
+
+def default_tenants(names: Iterable[str], *, total_gpus: int) -> dict[TenantName, Tenant]:
+    """Equal guarantees over half the pool, unmetered budgets (the documented default)."""
+    return {
+        name: replace(
+            tenant, credits_per_hour=math.inf, credits_max=math.inf, credit_balance=math.inf
+        )
+        for name, tenant in budget_tenants(names, total_gpus=total_gpus).items()
     }
 
 
@@ -75,8 +87,8 @@ def load_tenants(
     except OSError as error:
         raise TenantsError(f"{path}: cannot read ({error.strerror or error})") from None
     try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        document = json.loads(text) if path.suffix == ".json" else _yaml(text)
+    except ValueError as error:
         kind = path.suffix.lstrip(".") or "YAML"
         raise TenantsError(f"{path}: not valid {kind}: {error}") from None
     entries = document.get("tenants") if isinstance(document, Mapping) else None
@@ -94,6 +106,15 @@ def load_tenants(
             fair_share_gpus=total_gpus / max(1, len(tenants) + len(missing)),
         )
     return tenants
+
+
+def _yaml(text: str) -> Any:
+    import yaml  # noqa: PLC0415 - only tenants files need it
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(str(error)) from None
 
 
 def _parse_entry(entry: Any, where: str) -> Tenant:

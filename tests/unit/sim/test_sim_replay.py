@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from gpupool.sim.cli import main
 from gpupool.sim.engine import SimConfig, Simulator
 from gpupool.sim.metrics import percentile, summarize
 from gpupool.sim.policies import POLICY_NAMES, make_policy
-from gpupool.sim.tenants import TenantsError, default_tenants, load_tenants
+from gpupool.sim.tenants import TenantsError, budget_tenants, default_tenants, load_tenants
 from gpupool.sim.trace import parse_trace
 
 HEADER = "job_id,submit_s,duration_s,gpus,tenant,priority,kind\n"
@@ -168,10 +169,13 @@ def test_bad_tenants_file_names_the_entry(tmp_path: Path) -> None:
         load_tenants(path, trace_tenants=set(), total_gpus=8)
 
 
-def test_default_tenants_split_half_the_pool_equally() -> None:
+def test_default_tenants_split_half_the_pool_equally_with_unmetered_budgets() -> None:
     tenants = default_tenants({"a", "b", "c", "d"}, total_gpus=256)
     assert {t.guaranteed_gpus for t in tenants.values()} == {32}
-    assert all(t.credit_balance == t.credits_max > 0 for t in tenants.values())
+    assert all(math.isinf(t.credit_balance) for t in tenants.values())
+    budgeted = budget_tenants({"a", "b", "c", "d"}, total_gpus=256)
+    assert {t.credits_per_hour for t in budgeted.values()} == {128.0}
+    assert all(t.credit_balance == t.credits_max == 24 * 128.0 for t in budgeted.values())
 
 
 def test_percentile_is_nearest_rank() -> None:
