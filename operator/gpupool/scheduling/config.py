@@ -49,7 +49,7 @@ class PoolConfig:
     """Checkpoint window a preempted workload gets before its GPUs are reclaimed."""
     min_runtime_s: float = 300.0
     """A borrower is not preempted by a higher bid before running this long (anti-thrash)."""
-    outbid_margin_ratio: float = 1.0
+    outbid_margin_ratio: float = 1.5
     """A borrower outbids a running borrower only with a bid above the victim's bid times
     ``1 + outbid_margin_ratio`` (preempting costs the victim its grace period and a
     restart, so a marginally higher bid does not justify it)."""
@@ -64,7 +64,7 @@ class PoolConfig:
     no bound."""
     credit_horizon_s: float = 3600.0
     """A bid is capped so the tenant's balance can pay it for this long."""
-    preemption_visit_budget: int = 30_000
+    preemption_visit_budget: int = 10_000
     """Victims a cycle may examine while searching preemption plans; bounds the cost of
     a cycle on a huge pool. Candidates left when it runs out wait for the next cycle."""
     health: HealthThresholds = field(default_factory=HealthThresholds)

@@ -113,8 +113,9 @@ class VictimIndex:
             else:
                 group.append(entry)
         self._running = running
-        self._node_class: dict[NodeState, dict[VictimClass, int]] | None = None
+        self._node_class: dict[VictimClass, dict[str, int]] = {}
         self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
+        self._useful: dict[tuple[frozenset[VictimClass], int], tuple[set[NodeState], int]] = {}
         self._bid_of = bid_of
         self._now = now
         self.classes: dict[VictimClass, list[Victim]] = {}
@@ -143,6 +144,26 @@ class VictimIndex:
             self.classes[key] = members
         return members
 
+    def _class_gpus_by_node(self, key: VictimClass) -> dict[str, int]:
+        """GPUs held per node name by the running workloads of one class (cached)."""
+        counts = self._node_class.get(key)
+        if counts is None:
+            counts = {}
+            members = self.classes.get(key)
+            entries = (
+                [(victim.workload, 0.0, False, None) for victim in members]
+                if members is not None
+                else self._unsorted.get(key, [])
+            )
+            for workload, _, _, _ in entries:
+                allocation = workload.allocation
+                if allocation is None:
+                    continue
+                for replica in allocation.replicas:
+                    counts[replica.node] = counts.get(replica.node, 0) + len(replica.gpu_indices)
+            self._node_class[key] = counts
+        return counts
+
     def eligible_classes(self, *, tier: int, guaranteed: bool) -> frozenset[VictimClass]:
         """Classes a candidate may take victims from (before bid and runtime filters)."""
         classes: set[VictimClass] = {(tier, False)}
@@ -162,30 +183,33 @@ class VictimIndex:
         cached = self._room.get(classes)
         if cached is not None:
             return cached
-        if self._node_class is None:
-            per_node: dict[NodeState, dict[VictimClass, int]] = {}
-            for workload, _, guaranteed, _ in self._running:
-                key = (int(workload.tier), guaranteed)
-                for ns, _slot in state.held_slots(workload):
-                    counts = per_node.get(ns)
-                    if counts is None:
-                        counts = per_node[ns] = {}
-                    counts[key] = counts.get(key, 0) + 1
-            self._node_class = per_node
+        held: dict[str, int] = {}
+        for key in classes:
+            for name, gpus in self._class_gpus_by_node(key).items():
+                held[name] = held.get(name, 0) + gpus
         room: dict[NodeState, int] = {}
         for ns in state.nodes:
             if not ns.schedulable:
                 continue
-            total = ns.free + ns.rel
-            counts = self._node_class.get(ns)
-            if counts:
-                for key, gpus in counts.items():
-                    if key in classes:
-                        total += gpus
+            total = ns.free + ns.rel + held.get(ns.name, 0)
             if total:
                 room[ns] = min(total, len(ns.status))
         self._room[classes] = room
         return room
+
+    def useful_nodes(
+        self, state: ClusterState, classes: frozenset[VictimClass], g: int
+    ) -> tuple[set[NodeState], int]:
+        """Nodes where preempting ``classes`` could make room for a ``g``-GPU replica, and
+        how many such replicas at most (cached per class set and size for the cycle)."""
+        key = (classes, g)
+        cached = self._useful.get(key)
+        if cached is None:
+            room = self.room(state, classes)
+            useful = {ns for ns, gpus in room.items() if gpus >= g}
+            cached = (useful, sum(room[ns] // g for ns in useful))
+            self._useful[key] = cached
+        return cached
 
     def walk(
         self,
@@ -409,9 +433,13 @@ def find_victims(
 ) -> list[tuple[Victim, PreemptionCause]] | None:
     """The victims to preempt so the gang fits, or ``None`` when no eligible set suffices."""
     g = max(1, gpus_per_replica)
-    room = index.room(state, index.eligible_classes(tier=tier, guaranteed=guaranteed))
-    useful = {ns for ns, gpus in room.items() if gpus >= g}
-    if sum(room[ns] // g for ns in useful) < replicas:
+    if index.visits_left <= 0:
+        index.exhausted = True
+        return None
+    useful, reachable = index.useful_nodes(
+        state, index.eligible_classes(tier=tier, guaranteed=guaranteed), g
+    )
+    if reachable < replicas:
         return None  # even preempting every eligible workload would not make room
     trial = _Trial(state, g, replicas)
     walk = index.walk(

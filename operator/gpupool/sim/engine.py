@@ -40,6 +40,7 @@ from gpupool.scheduling import (
     WorkloadUid,
 )
 from gpupool.scheduling.credits import settle
+from gpupool.scheduling.gc_pause import paused_gc
 from gpupool.sim.policies import Policy
 from gpupool.sim.trace import TraceJob, gang_shape
 
@@ -315,7 +316,8 @@ class Simulator:
             workloads=MappingProxyType(self.active),
         )
         started = time.perf_counter()
-        decisions = self.policy.decide(snapshot)
+        with paused_gc():
+            decisions = self.policy.decide(snapshot)
         self.metrics.cycle_wall_s += time.perf_counter() - started
         self.metrics.cycles += 1
         for uid, preemption in decisions.preemptions.items():
