@@ -6,6 +6,7 @@ simulator (``gpupool.sim``) run the same :func:`run_cycle`.
 """
 
 from gpupool.scheduling.config import FairnessAgentConfig, HealthThresholds, PoolConfig
+from gpupool.scheduling.credits import Charge, CreditStatement, settle, settle_all, spend_credits
 from gpupool.scheduling.cycle import run_cycle
 from gpupool.scheduling.decisions import (
     Decisions,
@@ -15,6 +16,7 @@ from gpupool.scheduling.decisions import (
     WaitCode,
     WaitingReason,
 )
+from gpupool.scheduling.gc_pause import paused_gc
 from gpupool.scheduling.model import (
     GPU,
     Allocation,
@@ -34,6 +36,8 @@ from gpupool.scheduling.snapshot import Snapshot
 __all__ = [
     "GPU",
     "Allocation",
+    "Charge",
+    "CreditStatement",
     "Decisions",
     "FairnessAgentConfig",
     "GpuShare",
@@ -54,5 +58,9 @@ __all__ = [
     "Workload",
     "WorkloadKind",
     "WorkloadUid",
+    "paused_gc",
     "run_cycle",
+    "settle",
+    "settle_all",
+    "spend_credits",
 ]
