@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 
 from gpupool.api.pool import GPUPoolSpec
 from gpupool.k8s import names
-from gpupool.k8s.timestamps import rfc3339
+from gpupool.k8s.conditions import find_condition
+from gpupool.k8s.timestamps import parse_rfc3339, rfc3339
 from gpupool.scheduling.config import HealthThresholds, PoolConfig
 from gpupool.scheduling.health import is_usable
 from gpupool.scheduling.model import (
@@ -50,7 +51,7 @@ from gpupool.state.stages import (
     CONDITION_SCHEDULED,
     Stage,
     condition_since,
-    job_attempt,
+    conditions_of,
     job_stage,
     service_stage,
 )
@@ -321,10 +322,23 @@ def training_workload(job: JobRecord, pods: Sequence[PodRecord], *, now: float) 
         allocation=allocation,
         preempted_at=preempted_at,
         last_checkpoint_at=last_checkpoint.timestamp() if last_checkpoint is not None else None,
-        restarts=job_attempt(job),
+        queued_at=job_queued_at(job),
+        restarts=job.status.restarts or 0,
+        preemptions=job.status.preemptions or 0,
         attained_service_s=float(job.status.run_seconds or 0),
         expected_duration_s=job.expected_duration_s,
     )
+
+
+def job_queued_at(job: JobRecord) -> float:
+    """When the job last entered the queue: the moment its ``Scheduled`` condition turned
+    False (released after a preemption or a gang restart), else its creation."""
+    found = find_condition(conditions_of(job.raw_status), CONDITION_SCHEDULED)
+    if found is not None and found.get("status") == "False":
+        since = parse_rfc3339(found.get("lastTransitionTime"))
+        if since is not None:
+            return since
+    return job.created_at
 
 
 def inference_workloads(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -9,6 +10,10 @@ from gpupool.k8s.errors import ApiError
 from gpupool.loop.actuator import Actuator
 from gpupool.loop.cycle import PoolScheduler
 from gpupool.loop.resync import resync
+from gpupool.scheduling.config import PoolConfig
+from gpupool.scheduling.cycle import run_cycle
+from gpupool.scheduling.decisions import Decisions
+from gpupool.scheduling.snapshot import Snapshot
 from gpupool.state.cache import ClusterCache
 from tests.unit.loop.fakes import FakeKubeClient
 from tests.unit.state.bodies import T0, job, node_body, pool_body
@@ -148,3 +153,27 @@ def test_pool_status_reports_capacity_allocation_and_tenants() -> None:
     assert status["gpus"] == {"total": 16, "healthy": 16, "allocated": 4, "idle": 12}
     tenants = {t["namespace"]: t for t in status["tenants"]}
     assert tenants["team-a"]["allocatedGPUs"] == 4
+
+
+def test_the_core_decides_with_the_cyclic_collector_paused() -> None:
+    world = World()
+    seen: list[bool] = []
+
+    def decide(snapshot: Snapshot, config: PoolConfig) -> Decisions:
+        seen.append(gc.isenabled())
+        return run_cycle(snapshot, config)
+
+    world.scheduler = PoolScheduler(
+        pool="a100",
+        cache=world.cache,
+        actuator=Actuator(client=world.client, cache=world.cache, executor=ThreadPoolExecutor(4)),
+        clock=world.clock,
+        identity="test",
+        decide=decide,
+    )
+    world.submit(job("bert").gpus(8).replicas(1).body())
+    assert gc.isenabled()
+    world.cycle()
+    assert seen == [False]
+    assert gc.isenabled()
+    assert list(world.pods()) == ["bert-0-w0"]

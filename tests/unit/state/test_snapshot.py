@@ -95,6 +95,48 @@ def test_run_time_of_earlier_launches_is_the_attained_service() -> None:
     assert workload.allocation is None
 
 
+def test_preemptions_and_restarts_are_counted_separately() -> None:
+    fresh = build(job("new").body()).snapshot.workloads[WorkloadUid("uid-new")]
+    assert (fresh.restarts, fresh.preemptions) == (0, 0)
+    body = job("bert").with_status(phase="Queued", restarts=1, preemptions=3).body()
+    workload = build(body).snapshot.workloads[WorkloadUid("uid-bert")]
+    assert (workload.restarts, workload.preemptions) == (1, 3)
+
+
+def released_at(when: float) -> list[dict[str, str]]:
+    return [
+        {
+            "type": "Scheduled",
+            "status": "False",
+            "reason": "Released",
+            "message": "",
+            "lastTransitionTime": rfc3339(when),
+        }
+    ]
+
+
+def test_queued_at_is_creation_until_a_release_requeues_the_job() -> None:
+    fresh = build(job("new").body()).snapshot.workloads[WorkloadUid("uid-new")]
+    assert fresh.queued_at == T0
+    requeued = (
+        job("bert")
+        .with_status(phase="Queued", preemptions=1, conditions=released_at(T0 + 40))
+        .body()
+    )
+    workload = build(requeued).snapshot.workloads[WorkloadUid("uid-bert")]
+    assert workload.queued_at == T0 + 40
+    assert workload.submitted_at == T0
+    running = (
+        job("gpt")
+        .gpus(2)
+        .replicas(2)
+        .with_status(phase="Running", placement=PLACED, conditions=scheduled_at(T0 + 10))
+        .body()
+    )
+    placed = build(running).snapshot.workloads[WorkloadUid("uid-gpt")]
+    assert placed.queued_at == T0
+
+
 def test_placed_job_holds_its_status_placement_since_it_was_scheduled() -> None:
     body = (
         job("bert")
@@ -135,7 +177,7 @@ def test_releasing_job_holds_what_its_pods_hold_and_vanishes_when_they_are_gone(
     assert workload.allocation is not None
     assert [r.node for r in workload.allocation.replicas] == ["n1"]
     assert workload.preempted_at == T0 + 20
-    assert workload.restarts == 1
+    assert (workload.restarts, workload.preemptions) == (0, 1)
     assert WorkloadUid("uid-v") not in build(body, done).snapshot.workloads
 
 
