@@ -111,6 +111,9 @@ class _Cycle:
         self.winners: list[tuple[WorkloadUid, int, float, bool]] = []
         """Bound this cycle: (uid, tier, bid, guaranteed)."""
         self.class_gpus: dict[tuple[int, bool], float] = {}
+        self.class_slots: dict[tuple[int, bool], int] = {}
+        """Whole GPUs each victim class touches: what preempting it could free at most
+        (a fractional replica counts its whole GPU; ``class_gpus`` counts its share)."""
         """GPUs held by running workloads per (tier, inside guarantee)."""
         self.tenant_used: dict[TenantName, float] = {}
         self.guaranteed_used: dict[TenantName, float] = {}
@@ -184,6 +187,7 @@ class _Cycle:
         prices = self.prices
         bids = self.bids
         class_gpus = self.class_gpus
+        class_slots = self.class_slots
         survivors = self.survivors
         borrowers = self.borrowers
         bidder = self.bidder
@@ -194,6 +198,7 @@ class _Cycle:
                 prices[uid] = 0.0
                 key = (tier, True)
                 class_gpus[key] = class_gpus.get(key, 0.0) + gpus
+                class_slots[key] = class_slots.get(key, 0) + _slots(workload)
                 survivors.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
@@ -212,6 +217,7 @@ class _Cycle:
                 continue
             key = (tier, False)
             class_gpus[key] = class_gpus.get(key, 0.0) + gpus
+            class_slots[key] = class_slots.get(key, 0) + _slots(workload)
             survivors.append((workload, gpus, False, bid))
             borrowers.append((uid, tier, bid))
 
@@ -594,6 +600,7 @@ class _Cycle:
     ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
+        self.class_slots[(victim.tier, victim.guaranteed)] -= _slots(victim.workload)
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)
@@ -618,12 +625,14 @@ class _Cycle:
         reason says bid and price instead).
         """
         reach = shown = 0.0
-        for (victim_tier, victim_guaranteed), gpus in self.class_gpus.items():
+        slots = self.class_slots
+        for key, gpus in self.class_gpus.items():
+            victim_tier, victim_guaranteed = key
             if victim_tier < tier and (guaranteed or not victim_guaranteed):
-                reach += gpus
+                reach += slots.get(key, 0)
                 shown += gpus
             elif victim_tier == tier and not victim_guaranteed:
-                reach += gpus
+                reach += slots.get(key, 0)
                 if guaranteed:
                     shown += gpus
         return max(0.0, reach), max(0.0, shown)
@@ -755,3 +764,9 @@ def _valid_shape(workload: Workload) -> bool:
 
 
 __all__ = ["Tier", "run_cycle"]
+
+
+def _slots(workload: Workload) -> int:
+    """Whole GPUs a running workload touches (a fractional replica touches one)."""
+    allocation = workload.allocation
+    return 0 if allocation is None else sum(len(r.gpu_indices) for r in allocation.replicas)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sched_builders import cluster, job, node, snapshot, tenant
 
@@ -12,6 +14,20 @@ from gpupool.scheduling import (
     WaitCode,
     run_cycle,
 )
+from gpupool.scheduling.model import (
+    GPU,
+    Allocation,
+    GpuShare,
+    Node,
+    NodeName,
+    Tenant,
+    TenantName,
+    Tier,
+    Workload,
+    WorkloadKind,
+    WorkloadUid,
+)
+from gpupool.scheduling.snapshot import Snapshot
 
 CONFIG = PoolConfig()
 
@@ -347,3 +363,52 @@ def test_queue_positions_follow_the_order_considered() -> None:
         "early",
         "late",
     ]
+
+
+def test_a_higher_tier_gang_preempts_fractional_lower_tier_replicas_to_make_room() -> None:
+    """Found by the tier property: the reach bound counted a shared GPU by its fraction
+    (0.25), so a 2-GPU gang never searched victims that held a whole GPU between them."""
+
+    def gpu(index: int) -> GPU:
+        return GPU(index=index, memory_total_mib=80000, memory_free_mib=80000)
+
+    n1 = NodeName("n1")
+    shares = Workload(
+        uid=WorkloadUid("shares"),
+        name="shares",
+        tenant=TenantName("t1"),
+        kind=WorkloadKind.INFERENCE,
+        tier=Tier.LOW,
+        replicas=1,
+        gpus_per_replica=0,
+        gpu_share=GpuShare(fraction=0.25, memory_mib=10000),
+        submitted_at=0.0,
+        allocation=Allocation(
+            replicas=(ReplicaPlacement(node=n1, gpu_indices=(0,)),), started_at=1000.0
+        ),
+    )
+    gang = replace(
+        shares,
+        uid=WorkloadUid("gang"),
+        name="gang",
+        tenant=TenantName("t2"),
+        kind=WorkloadKind.TRAINING,
+        tier=Tier.NORMAL,
+        replicas=2,
+        gpus_per_replica=1,
+        gpu_share=None,
+        allocation=None,
+        bid_per_gpu_hour=1.0,
+    )
+    trial = Snapshot(
+        now=1010.0,
+        nodes=(Node(name=n1, gpus=(gpu(0), gpu(1))),),
+        tenants={
+            TenantName("t1"): Tenant(name=TenantName("t1")),
+            TenantName("t2"): Tenant(name=TenantName("t2"), credit_balance=1e6),
+        },
+        workloads={w.uid: w for w in (shares, gang)},
+        pool="default",
+    )
+    decisions = run_cycle(trial, PoolConfig())
+    assert set(decisions.preemptions) == {WorkloadUid("shares")}
