@@ -230,6 +230,24 @@ def cleanup() -> None:
     )
 
 
+def crd_name(path: Path) -> str:
+    """``crds/gpupool.io_gpupools.yaml`` -> ``crd/gpupools.gpupool.io``."""
+    group, plural = path.stem.split("_", 1)
+    return f"crd/{plural}.{group}"
+
+
+def install_crds() -> None:
+    """``kubectl apply -f crds/``, as a user would, and wait until they are served."""
+    kubectl("apply", "-f", str(REPO / "crds"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(crd_name(path) for path in sorted((REPO / "crds").glob("*.yaml"))),
+    )
+    print("CRDs installed: " + ", ".join(p.name for p in sorted((REPO / "crds").glob("*.yaml"))))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=300.0)
@@ -240,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print('demo: run through `make demo` (or eval "$(e2e/cluster.sh env)")', file=sys.stderr)
         return 2
 
+    install_crds()
     cleanup()  # a previous run's leftovers, fully gone before we start
     for kind, names in (
         ("namespace", list(TENANTS)),
