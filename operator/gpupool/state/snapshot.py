@@ -54,6 +54,7 @@ from gpupool.state.stages import (
     conditions_of,
     job_stage,
     service_stage,
+    true_since,
 )
 from gpupool.telemetry.health import gpu_health, is_stale
 from gpupool.telemetry.sim_nodes import memory_from_model
@@ -303,8 +304,8 @@ def training_workload(job: JobRecord, pods: Sequence[PodRecord], *, now: float) 
         started = condition_since(job.raw_status, CONDITION_SCHEDULED) or job.created_at
         allocation = Allocation(replicas=held, started_at=started)
         preempted_at = (
-            condition_since(job.raw_status, CONDITION_PREEMPTING)
-            or condition_since(job.raw_status, CONDITION_RESTARTING)
+            true_since(job.raw_status, CONDITION_PREEMPTING)
+            or true_since(job.raw_status, CONDITION_RESTARTING)
             or now
         )
     last_checkpoint = job.status.last_checkpoint_time
@@ -372,7 +373,7 @@ def inference_workloads(
         held = _held_by_pods(pods)
         if not held:
             return ()
-        preempted_at = condition_since(service.raw_status, CONDITION_PREEMPTING) or now
+        preempted_at = true_since(service.raw_status, CONDITION_PREEMPTING) or now
         return (
             _with_allocation(base, held, started, replicas=len(held), preempted_at=preempted_at),
         )

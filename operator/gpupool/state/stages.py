@@ -62,6 +62,14 @@ def condition_since(raw_status: Mapping[str, Any], type_: str) -> float | None:
     return None if found is None else parse_rfc3339(found["lastTransitionTime"])
 
 
+def true_since(raw_status: Mapping[str, Any], type_: str) -> float | None:
+    """When a condition became True (seconds); None when it is absent or not True."""
+    found = find_condition(conditions_of(raw_status), type_)
+    if found is None or found["status"] != "True":
+        return None
+    return parse_rfc3339(found["lastTransitionTime"])
+
+
 def job_stage(job: JobRecord) -> Stage:
     phase = job.status.phase
     if phase in ("Succeeded", "Failed"):

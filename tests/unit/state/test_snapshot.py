@@ -181,6 +181,34 @@ def test_releasing_job_holds_what_its_pods_hold_and_vanishes_when_they_are_gone(
     assert WorkloadUid("uid-v") not in build(body, done).snapshot.workloads
 
 
+def test_a_gang_restart_after_an_old_preemption_counts_its_grace_from_the_restart() -> None:
+    conditions = [
+        *scheduled_at(T0),
+        {
+            "type": "Preempting",
+            "status": "False",
+            "reason": "Released",
+            "message": "",
+            "lastTransitionTime": rfc3339(T0 + 5),
+        },
+        {
+            "type": "Restarting",
+            "status": "True",
+            "reason": "WorkerFailed",
+            "message": "",
+            "lastTransitionTime": rfc3339(T0 + 40),
+        },
+    ]
+    body = (
+        job("r")
+        .with_status(phase="Running", placement=PLACED, preemptions=1, conditions=conditions)
+        .body()
+    )
+    live = pod_body("r-1-w0", owner="r", node="n1", gpus="0,1", deleting=True)
+    workload = build(body, live).snapshot.workloads[WorkloadUid("uid-r")]
+    assert workload.preempted_at == T0 + 40
+
+
 def test_finished_and_foreign_jobs_are_left_out_with_reasons_for_foreigners() -> None:
     built = build(
         job("done").with_status(phase="Succeeded").body(),
