@@ -6,8 +6,8 @@ loop; new objects, spec changes (``metadata.generation``) and deletions do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import kopf
 
@@ -20,17 +20,38 @@ def _uid(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("uid", ""))
 
 
-def on_job_event(runtime: OperatorRuntime, event_type: str | None, body: Mapping[str, Any]) -> None:
-    cache = runtime.cache
+class _WorkloadRecord(Protocol):
+    @property
+    def pool(self) -> str | None: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def deleting(self) -> bool: ...
+
+
+RecordT = TypeVar("RecordT", bound=_WorkloadRecord)
+
+
+def _on_workload_event(
+    runtime: OperatorRuntime,
+    event_type: str | None,
+    body: Mapping[str, Any],
+    *,
+    cached: Callable[[str], RecordT | None],
+    remove: Callable[[str], None],
+    parse: Callable[[Mapping[str, Any]], RecordT],
+    upsert: Callable[[RecordT], None],
+) -> None:
+    """Keep the cache current; wake the pool's loop on anything but a status-only update."""
     uid = _uid(body)
-    before = cache.job(uid)
+    before = cached(uid)
     if event_type == "DELETED":
-        cache.remove_job(uid)
+        remove(uid)
         if before is not None and before.pool:
             runtime.wakeups.poke(before.pool)
         return
-    record = parse_job(body)
-    cache.upsert_job(record)
+    record = parse(body)
+    upsert(record)
     if (
         before is None
         or before.generation != record.generation
@@ -39,29 +60,34 @@ def on_job_event(runtime: OperatorRuntime, event_type: str | None, body: Mapping
         if record.pool:
             runtime.wakeups.poke(record.pool)
         runtime.wakeups.poke(HOUSEKEEPING)
+
+
+def on_job_event(runtime: OperatorRuntime, event_type: str | None, body: Mapping[str, Any]) -> None:
+    cache = runtime.cache
+    _on_workload_event(
+        runtime,
+        event_type,
+        body,
+        cached=cache.job,
+        remove=cache.remove_job,
+        parse=parse_job,
+        upsert=cache.upsert_job,
+    )
 
 
 def on_service_event(
     runtime: OperatorRuntime, event_type: str | None, body: Mapping[str, Any]
 ) -> None:
     cache = runtime.cache
-    uid = _uid(body)
-    before = cache.service(uid)
-    if event_type == "DELETED":
-        cache.remove_service(uid)
-        if before is not None and before.pool:
-            runtime.wakeups.poke(before.pool)
-        return
-    record = parse_service(body)
-    cache.upsert_service(record)
-    if (
-        before is None
-        or before.generation != record.generation
-        or before.deleting != record.deleting
-    ):
-        if record.pool:
-            runtime.wakeups.poke(record.pool)
-        runtime.wakeups.poke(HOUSEKEEPING)
+    _on_workload_event(
+        runtime,
+        event_type,
+        body,
+        cached=cache.service,
+        remove=cache.remove_service,
+        parse=parse_service,
+        upsert=cache.upsert_service,
+    )
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
