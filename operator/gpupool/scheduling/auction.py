@@ -84,6 +84,7 @@ class Bidder:
         "_aging_s",
         "_base",
         "_bonus",
+        "_hold",
         "_hours",
         "_max_bid",
         "_now",
@@ -99,6 +100,7 @@ class Bidder:
         self._bonus = fairness.short_job_bonus
         self._aging_s = fairness.aging_s
         self._aging_all = not fairness.aging_requeued_only
+        self._hold = fairness.hold_winning_bid
         self._hours = config.credit_horizon_s / SECONDS_PER_HOUR
 
     def raw(self, workload: Workload) -> float:
@@ -106,11 +108,23 @@ class Bidder:
         if explicit is not None:
             return explicit if explicit > 0.0 else 0.0
         now = self._now
-        attained = workload.attained_service_s
         allocation = workload.allocation
-        if allocation is not None and now > allocation.started_at:
-            attained += now - allocation.started_at
-        waited = now - workload.submitted_at - attained
+        attained = workload.attained_service_s
+        if allocation is None:
+            bid = self._unscaled(workload, now, attained, True)
+        else:
+            started = allocation.started_at
+            bid = self._unscaled(
+                workload, now, attained + now - started if now > started else attained, False
+            )
+            if self._hold:
+                won = self._unscaled(workload, started, attained, True)
+                bid = max(bid, won)
+        bid = self._base * bid
+        return bid if bid < self._max_bid else self._max_bid
+
+    def _unscaled(self, workload: Workload, at: float, attained: float, pending: bool) -> float:
+        waited = at - workload.submitted_at - attained
         hint = workload.expected_duration_s
         if hint is not None and hint > 0:
             remaining = max(hint - attained, 0.1 * hint)
@@ -124,16 +138,11 @@ class Bidder:
         prior = self._prior
         bonus = 1.0 + self._bonus * prior / (prior + attained) if prior > 0 else 1.0
         bid = rho * bonus
-        if (
-            self._aging_s > 0
-            and allocation is None
-            and (workload.preemptions > 0 or self._aging_all)
-        ):
+        if self._aging_s > 0 and pending and (workload.preemptions > 0 or self._aging_all):
             queued_at = workload.queued_at
-            queued = now - (workload.submitted_at if queued_at is None else queued_at)
+            queued = at - (workload.submitted_at if queued_at is None else queued_at)
             bid += (queued if queued > 0 else 0.0) / self._aging_s
-        bid = self._base * bid
-        return bid if bid < self._max_bid else self._max_bid
+        return bid
 
     def effective(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
         bid = self.raw(workload)

@@ -38,6 +38,11 @@ class FairnessAgentConfig:
     wait. Running workloads get no age term (it would make them unpreemptable)."""
     aging_requeued_only: bool = True
     """Age only workloads that were preempted before (new work already bids by rho)."""
+    hold_winning_bid: bool = False
+    """A running workload bids at least what it bid when it won its GPUs (a lease at the
+    winning bid): its rho falls as it runs, but whoever outbids it must beat the bid it
+    won with. Without it, a job that waited long to get back in is outbid again minutes
+    later by fresh work, and long jobs drift to the end of an overloaded period."""
     max_bid_per_gpu_hour: float = 1000.0
 
 

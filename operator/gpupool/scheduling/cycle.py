@@ -41,6 +41,7 @@ from gpupool.scheduling.capacity import (
     UNUSABLE,
     USED,
     ClusterState,
+    NodeState,
 )
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.decisions import (
@@ -440,11 +441,13 @@ class _Cycle:
         return expand
 
     def _reserve_for(self, workload: Workload, g: int) -> bool:
-        """Hold back the free GPUs of the node closest to fitting one replica of ``g``.
+        """Hold back the free GPUs of the nodes closest to fitting the workload's gang.
 
-        Only for a workload queued at least ``reserve_after_s``; the node (most free plus
-        releasing GPUs in one NVLink domain that could ever hold the replica, ties: node
-        order) keeps those GPUs idle this cycle, so it drains for the workload.
+        Only for a workload queued at least ``reserve_after_s``. One node per replica of
+        its smallest allowed gang: those with the most free plus releasing GPUs in one
+        NVLink domain that could ever hold a replica of ``g`` GPUs (ties: node order).
+        Their free GPUs stay idle this cycle, so the nodes drain for the workload
+        instead of being refilled by smaller work.
         """
         after = self.config.reserve_after_s
         if after is None:
@@ -452,36 +455,25 @@ class _Cycle:
         queued_at = workload.submitted_at if workload.queued_at is None else workload.queued_at
         if self.now - queued_at < after:
             return False
-        state = self.state
-        best: tuple[int, int] | None = None
-        best_slots: list[int] = []
-        best_node = None
-        for ns in state.nodes:
-            if not ns.schedulable:
-                continue
-            spans = g > ns.max_domain_size
-            domains = [-1] if spans else range(len(ns.domain_size))
-            for d in domains:
-                slots = [
-                    slot
-                    for slot, slot_state in enumerate(ns.status)
-                    if slot_state != UNUSABLE and (spans or ns.domain[slot] == d)
-                ]
-                if len(slots) < g:
-                    continue
-                room = [slot for slot in slots if ns.status[slot] in (FREE, RELEASING)]
-                key = (len(room), -ns.idx)
-                if room and (best is None or key > best):
-                    best, best_slots, best_node = key, room, ns
-        if best_node is None:
+        candidates: list[tuple[tuple[int, int], list[int], NodeState]] = []
+        for ns in self.state.nodes:
+            best = _closest_to_fitting(ns, g)
+            if best is not None:
+                candidates.append((best[0], best[1], ns))
+        if not candidates:
             return False
+        candidates.sort(key=lambda candidate: candidate[0], reverse=True)
+        chosen = candidates[: workload.smallest_replica_count]
         self.reserved = True
-        state.set_slots(best_node, best_slots, CLAIMED)
+        for _, slots, ns in chosen:
+            self.state.set_slots(ns, slots, CLAIMED)
+        names = ", ".join(ns.name for _, _, ns in chosen)
         self._wait_fixed(
             workload,
             WaitCode.AWAITING_RELEASE,
             workload.requested_gpus,
-            f"node {best_node.name} reserved for it while it drains",
+            f"node{'s' if len(chosen) > 1 else ''} {names} reserved for it while "
+            f"{'they drain' if len(chosen) > 1 else 'it drains'}",
         )
         return True
 
@@ -770,3 +762,26 @@ def _slots(workload: Workload) -> int:
     """Whole GPUs a running workload touches (a fractional replica touches one)."""
     allocation = workload.allocation
     return 0 if allocation is None else sum(len(r.gpu_indices) for r in allocation.replicas)
+
+
+def _closest_to_fitting(ns: NodeState, g: int) -> tuple[tuple[int, int], list[int]] | None:
+    """The node's free and releasing slots in the NVLink domain (or the whole node, for a
+    replica wider than any domain) that could hold ``g`` GPUs and has most room now:
+    ((room, -node index), slots); ``None`` when no such domain has room."""
+    if not ns.schedulable:
+        return None
+    spans = g > ns.max_domain_size
+    best: tuple[tuple[int, int], list[int]] | None = None
+    for d in [-1] if spans else range(len(ns.domain_size)):
+        slots = [
+            slot
+            for slot, slot_state in enumerate(ns.status)
+            if slot_state != UNUSABLE and (spans or ns.domain[slot] == d)
+        ]
+        if len(slots) < g:
+            continue
+        room = [slot for slot in slots if ns.status[slot] in (FREE, RELEASING)]
+        key = (len(room), -ns.idx)
+        if room and (best is None or key > best[0]):
+            best = (key, room)
+    return best

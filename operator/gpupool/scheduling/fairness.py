@@ -52,17 +52,41 @@ def estimated_rho(workload: Workload, now: float, config: FairnessAgentConfig) -
 
 
 def fairness_bid(workload: Workload, now: float, config: FairnessAgentConfig) -> float:
-    """The agent's bid per GPU-hour (before the tenant's credit cap)."""
-    rho = estimated_rho(workload, now, config)
+    """The agent's bid per GPU-hour (before the tenant's credit cap).
+
+    A running workload bids at least what it bid when it won its GPUs when
+    ``config.hold_winning_bid`` is set (see :class:`FairnessAgentConfig`).
+    """
+    bid = _bid_at(
+        workload, now, attained_service_s(workload, now), workload.allocation is None, config
+    )
+    allocation = workload.allocation
+    if config.hold_winning_bid and allocation is not None:
+        won = _bid_at(workload, allocation.started_at, workload.attained_service_s, True, config)
+        bid = max(bid, won)
+    return min(config.base_bid_per_gpu_hour * bid, config.max_bid_per_gpu_hour)
+
+
+def _bid_at(
+    workload: Workload, at: float, attained: float, pending: bool, config: FairnessAgentConfig
+) -> float:
+    """rho x short-job bonus (+ age while pending), per unit of base bid, at time ``at``."""
+    waited = max(0.0, at - workload.submitted_at - attained)
+    hint = workload.expected_duration_s
+    if hint is not None and hint > 0:
+        remaining = max(hint - attained, 0.1 * hint)
+    else:
+        remaining = max(attained, config.prior_duration_s)
+    denominator = attained + remaining
+    rho = 1.0 if denominator <= 0 else (waited + denominator) / denominator
     prior = config.prior_duration_s
-    attained = attained_service_s(workload, now)
     bonus = 1.0 + config.short_job_bonus * prior / (prior + attained) if prior > 0 else 1.0
     bid = rho * bonus
     if (
         config.aging_s > 0
-        and workload.allocation is None
+        and pending
         and (workload.preemptions > 0 or not config.aging_requeued_only)
     ):
         queued_at = workload.submitted_at if workload.queued_at is None else workload.queued_at
-        bid += max(0.0, now - queued_at) / config.aging_s
-    return min(config.base_bid_per_gpu_hour * bid, config.max_bid_per_gpu_hour)
+        bid += max(0.0, at - queued_at) / config.aging_s
+    return bid

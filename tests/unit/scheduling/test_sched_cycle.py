@@ -412,3 +412,73 @@ def test_a_higher_tier_gang_preempts_fractional_lower_tier_replicas_to_make_room
     )
     decisions = run_cycle(trial, PoolConfig())
     assert set(decisions.preemptions) == {WorkloadUid("shares")}
+
+
+# -- draining nodes for a starving gang (reserve_after_s) ----------------------------------
+
+RESERVING = replace(CONFIG, reserve_after_s=3600.0)
+
+
+def _fragmented() -> Snapshot:
+    """Three 4-GPU nodes partly busy with well-paid work (2, 2 and 1 GPUs free); a 2x4
+    gang and a 1-GPU job wait. The small job best-fits into a node with 2 free GPUs."""
+    return snapshot(
+        job("r0").gpus(2).bid(50.0).running_on(("n0", [0, 1]), since=0),
+        job("r1").gpus(2).bid(50.0).running_on(("n1", [0, 1]), since=0),
+        job("r2").gpus(1).bid(50.0).running_on(("n2", [0]), since=0),
+        job("gang").gpus(4).replicas(2).bid(2.0).submitted(0),
+        job("small").gpus(1).bid(1.0).submitted(5000),
+        nodes=[node(f"n{i}", 4) for i in range(3)],
+        now=6000.0,
+    )
+
+
+def test_without_reservation_small_work_refills_the_nodes_a_gang_needs() -> None:
+    decisions = run_cycle(_fragmented(), CONFIG)
+    assert nodes_of(decisions.bindings["small"]) == ["n0"]
+    assert decisions.waiting["gang"].code is WaitCode.NO_CAPACITY
+
+
+def test_a_starving_gang_reserves_one_draining_node_per_replica() -> None:
+    decisions = run_cycle(_fragmented(), RESERVING)
+    reason = decisions.waiting["gang"]
+    assert reason.code is WaitCode.AWAITING_RELEASE
+    # The two nodes with most room (n2: 3 free; n0 and n1: 2, ties by node order) are held
+    assert "nodes n2, n0 reserved" in reason.detail
+    # ... and the small job may only use what is left.
+    placement = decisions.bindings["small"]
+    assert nodes_of(placement) == ["n1"]
+
+
+def test_reservation_waits_for_reserve_after_s() -> None:
+    snap = replace(_fragmented(), now=3000.0)
+    decisions = run_cycle(snap, RESERVING)
+    assert decisions.waiting["gang"].code is not WaitCode.AWAITING_RELEASE
+
+
+# -- a running workload holds the bid it won with (hold_winning_bid) -----------------------
+
+HOLDING = replace(CONFIG, fairness=replace(CONFIG.fairness, hold_winning_bid=True))
+
+
+def _long_job_that_waited_then_won() -> Snapshot:
+    """'long' waited 10 hours, won its node an hour ago; 'fresh' has waited an hour."""
+    return snapshot(
+        job("long").gpus(4).submitted(0).attained(3600).running_on(("n0", range(4)), since=39_600),
+        job("fresh").gpus(4).submitted(39_600),
+        nodes=[node("n0", 4)],
+        now=43_200.0,
+    )
+
+
+def test_without_holding_a_job_that_waited_long_is_outbid_right_after_it_won() -> None:
+    decisions = run_cycle(_long_job_that_waited_then_won(), CONFIG)
+    assert decisions.preemptions["long"].cause is PreemptionCause.OUTBID
+
+
+def test_holding_its_winning_bid_protects_it_from_fresh_work() -> None:
+    decisions = run_cycle(_long_job_that_waited_then_won(), HOLDING)
+    assert "long" not in decisions.preemptions
+    # It won with rho 6 x bonus 1.2 = 7.2; fresh work bids 10, under 7.2 x (1 + margin).
+    assert decisions.bids["long"] == pytest.approx(7.2)
+    assert decisions.bids["fresh"] == pytest.approx(10.0)

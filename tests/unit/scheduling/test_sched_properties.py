@@ -367,14 +367,38 @@ def test_same_snapshot_same_decisions_whatever_the_input_order(snapshot: Snapsho
 # -- the fast bidder computes exactly the documented bid -----------------------------------
 
 
+AGED_HOLDING = replace(
+    CONFIG,
+    fairness=replace(CONFIG.fairness, aging_s=3600.0, hold_winning_bid=True),
+)
+
+
 @PROPERTY
-@given(snapshots())
-def test_fast_bidder_matches_the_reference_functions(snapshot: Snapshot) -> None:
-    bidder = Bidder(snapshot.now, CONFIG)
+@given(snapshots(), st.sampled_from([CONFIG, AGED_HOLDING]))
+def test_fast_bidder_matches_the_reference_functions(
+    snapshot: Snapshot, config: PoolConfig
+) -> None:
+    bidder = Bidder(snapshot.now, config)
     for workload in snapshot.workloads.values():
         tenant = snapshot.tenants[workload.tenant]
         gpus = workload.requested_gpus
-        assert bidder.raw(workload) == raw_bid(workload, snapshot.now, CONFIG)
+        assert bidder.raw(workload) == raw_bid(workload, snapshot.now, config)
         assert bidder.effective(workload, tenant, gpus) == effective_bid(
-            workload, tenant, gpus, snapshot.now, CONFIG
+            workload, tenant, gpus, snapshot.now, config
         )
+
+
+@PROPERTY
+@given(snapshots())
+def test_a_running_workload_holding_its_winning_bid_never_bids_below_it(
+    snapshot: Snapshot,
+) -> None:
+    for workload in snapshot.workloads.values():
+        allocation = workload.allocation
+        if allocation is None or workload.bid_per_gpu_hour is not None:
+            continue
+        as_pending = replace(workload, allocation=None, preempted_at=None)
+        won = raw_bid(as_pending, allocation.started_at, AGED_HOLDING)
+        now = max(snapshot.now, allocation.started_at)
+        assert raw_bid(workload, now, AGED_HOLDING) >= won
+        assert raw_bid(workload, now, CONFIG) <= raw_bid(workload, now, AGED_HOLDING)
