@@ -72,6 +72,17 @@ class Bid(ApiModel):
     )
 
 
+class WorkloadSpec(ApiModel):
+    """The spec fields every workload kind (TrainingJob, InferenceService) starts with."""
+
+    pool: DnsSubdomain = Field(description="Name of the GPUPool to run in.")
+    priority_class: PriorityClass = Field(
+        default="normal",
+        description="Strict scheduling tier: high, normal or low. A higher tier is always "
+        "served first and may preempt lower tiers.",
+    )
+
+
 class LabelSelectorRequirement(ApiModel):
     """One label requirement (like metav1.LabelSelectorRequirement)."""
 
@@ -185,4 +196,33 @@ def section_field(model: type[ApiModel], description: str) -> Any:
         default_factory=model,
         description=description,
         json_schema_extra={"default": {}},
+    )
+
+
+# Fields of the status of more than one kind, with the same meaning (and CRD schema) in each.
+
+
+def observed_generation_field() -> Any:
+    """``status.observedGeneration``: the ``metadata.generation`` the status reflects."""
+    return Field(default=None, ge=0, description="The metadata.generation this status reflects.")
+
+
+def conditions_field(description: str) -> Any:
+    """``status.conditions``: a list of :class:`Condition` keyed by ``type``."""
+    return Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description=description,
+    )
+
+
+def placement_field() -> Any:
+    """``status.placement`` of a workload: where each of its replicas runs."""
+    return Field(default=None, description="Node and GPU indices of every placed replica.")
+
+
+def price_per_gpu_hour_field() -> Any:
+    """``status.pricePerGPUHour`` of a workload: what it pays for borrowed GPUs."""
+    return Field(
+        default=None, ge=0, description="Price paid for borrowed GPUs, credits per GPU-hour."
     )

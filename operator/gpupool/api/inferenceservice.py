@@ -12,13 +12,16 @@ from gpupool.api.common import (
     MAX_GPUS_PER_NODE,
     Bid,
     Condition,
-    DnsSubdomain,
     ObjectMeta,
-    PriorityClass,
     ReplicaPlacement,
+    WorkloadSpec,
+    conditions_field,
+    observed_generation_field,
+    placement_field,
     pod_template_field,
+    price_per_gpu_hour_field,
 )
-from gpupool.api.resource import AGE, PrinterColumn, Resource, ScaleSubresource
+from gpupool.api.resource import AGE, PRICE, PrinterColumn, Resource, ScaleSubresource
 
 MAX_REPLICAS = 1024
 
@@ -59,15 +62,9 @@ class AutoscalingSpec(ApiModel):
         return self.metric != "gpuUtilization" or self.target <= 100
 
 
-class InferenceServiceSpec(ApiModel):
+class InferenceServiceSpec(WorkloadSpec):
     """A model server: replicas behind one Service, each with whole or shared GPUs."""
 
-    pool: DnsSubdomain = Field(description="Name of the GPUPool to run in.")
-    priority_class: PriorityClass = Field(
-        default="normal",
-        description="Strict scheduling tier: high, normal or low. A higher tier is always "
-        "served first and may preempt lower tiers.",
-    )
     bid: Bid | None = Field(
         default=None,
         description="Offer for borrowed GPUs; unset lets the fairness agent bid.",
@@ -155,9 +152,7 @@ class InferenceServiceSpec(ApiModel):
 class InferenceServiceStatus(ApiModel):
     """Observed state of an inference service, written by the operator."""
 
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="The metadata.generation this status reflects."
-    )
+    observed_generation: int | None = observed_generation_field()
     replicas: int | None = Field(
         default=None, ge=0, description="Server pods that exist (the scale subresource reads it)."
     )
@@ -171,19 +166,13 @@ class InferenceServiceStatus(ApiModel):
     allocated_gpus: float | None = Field(
         default=None, ge=0, description="GPUs the service holds now (fractions for shares)."
     )
-    price_per_gpu_hour: float | None = Field(
-        default=None, ge=0, description="Price paid for borrowed GPUs, credits per GPU-hour."
-    )
-    placement: list[ReplicaPlacement] | None = Field(
-        default=None, description="Node and GPU indices of every placed replica."
-    )
+    price_per_gpu_hour: float | None = price_per_gpu_hour_field()
+    placement: list[ReplicaPlacement] | None = placement_field()
     message: str | None = Field(
         default=None, description="Why the service is in its state, e.g. why replicas wait."
     )
-    conditions: list[Condition] | None = Field(
-        default=None,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Latest observations of the service's state.",
+    conditions: list[Condition] | None = conditions_field(
+        "Latest observations of the service's state."
     )
 
 
@@ -209,9 +198,7 @@ INFERENCE_SERVICES = Resource(
         PrinterColumn("POOL", ".spec.pool", "string", "The GPUPool the service runs in."),
         PrinterColumn("READY", ".status.readyReplicas", "integer", "Ready server pods."),
         PrinterColumn("REPLICAS", ".spec.replicas", "integer", "Desired server pods."),
-        PrinterColumn(
-            "PRICE", ".status.pricePerGPUHour", "number", "Credits per borrowed GPU-hour."
-        ),
+        PRICE,
         PrinterColumn("URL", ".status.url", "string", "Where the service answers."),
         AGE,
         PrinterColumn("PRIORITY", ".spec.priorityClass", "string", "Scheduling tier.", priority=1),

@@ -14,6 +14,8 @@ from gpupool.api.common import (
     DnsLabel,
     LabelSelector,
     ObjectMeta,
+    conditions_field,
+    observed_generation_field,
     section_field,
 )
 from gpupool.api.resource import AGE, PrinterColumn, Resource
@@ -197,9 +199,7 @@ class TenantStatus(ApiModel):
 class GPUPoolStatus(ApiModel):
     """Observed state of the pool, written by the operator."""
 
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="The metadata.generation this status reflects."
-    )
+    observed_generation: int | None = observed_generation_field()
     nodes: int | None = Field(default=None, ge=0, description="Nodes in the pool.")
     gpus: PoolGPUs | None = Field(default=None, description="GPU counts of the pool.")
     clearing_price_per_gpu_hour: float | None = Field(
@@ -210,11 +210,7 @@ class GPUPoolStatus(ApiModel):
     tenants: list[TenantStatus] | None = Field(
         default=None, description="Per-tenant allocation and credit balance."
     )
-    conditions: list[Condition] | None = Field(
-        default=None,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready, Degraded.",
-    )
+    conditions: list[Condition] | None = conditions_field("Ready, Degraded.")
 
 
 class GPUPool(ApiModel):

@@ -39,6 +39,11 @@ AGE = PrinterColumn(
     "AGE", ".metadata.creationTimestamp", "date", "Time since the object was created."
 )
 
+PRICE = PrinterColumn(
+    "PRICE", ".status.pricePerGPUHour", "number", "Credits per borrowed GPU-hour."
+)
+"""What a workload (TrainingJob, InferenceService) pays for borrowed GPUs."""
+
 
 @dataclass(frozen=True)
 class ScaleSubresource:

@@ -12,15 +12,18 @@ from gpupool.api.common import (
     MAX_GPUS_PER_NODE,
     Bid,
     Condition,
-    DnsSubdomain,
     ObjectMeta,
-    PriorityClass,
     ReplicaPlacement,
     Timestamp,
+    WorkloadSpec,
+    conditions_field,
+    observed_generation_field,
+    placement_field,
     pod_template_field,
+    price_per_gpu_hour_field,
     section_field,
 )
-from gpupool.api.resource import AGE, PrinterColumn, Resource
+from gpupool.api.resource import AGE, PRICE, PrinterColumn, Resource
 
 MAX_REPLICAS = 1024
 
@@ -105,15 +108,9 @@ class FailurePolicy(ApiModel):
     )
 
 
-class TrainingJobSpec(ApiModel):
+class TrainingJobSpec(WorkloadSpec):
     """A distributed PyTorch training job: a gang of replicas that start together."""
 
-    pool: DnsSubdomain = Field(description="Name of the GPUPool to run in.")
-    priority_class: PriorityClass = Field(
-        default="normal",
-        description="Strict scheduling tier: high, normal or low. A higher tier is always "
-        "served first and may preempt lower tiers.",
-    )
     bid: Bid | None = Field(
         default=None,
         description="Offer for borrowed GPUs; unset lets the fairness agent bid for the job.",
@@ -162,9 +159,7 @@ class TrainingJobSpec(ApiModel):
 class TrainingJobStatus(ApiModel):
     """Observed state of a training job, written by the operator."""
 
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="The metadata.generation this status reflects."
-    )
+    observed_generation: int | None = observed_generation_field()
     phase: TrainingPhase | None = Field(
         default=None,
         description="Queued, Scheduled, Running, Preempting, Succeeded or Failed.",
@@ -175,12 +170,8 @@ class TrainingJobStatus(ApiModel):
         description="Replicas placed now (fewer than spec.replicas while elastic and shrunk).",
     )
     allocated_gpus: int | None = Field(default=None, ge=0, description="GPUs the job holds now.")
-    placement: list[ReplicaPlacement] | None = Field(
-        default=None, description="Node and GPU indices of every placed replica."
-    )
-    price_per_gpu_hour: float | None = Field(
-        default=None, ge=0, description="Price paid for borrowed GPUs, credits per GPU-hour."
-    )
+    placement: list[ReplicaPlacement] | None = placement_field()
+    price_per_gpu_hour: float | None = price_per_gpu_hour_field()
     credits_spent: float | None = Field(
         default=None, ge=0, description="Credits spent on borrowed GPUs so far."
     )
@@ -210,11 +201,7 @@ class TrainingJobStatus(ApiModel):
     completion_time: Timestamp | None = Field(
         default=None, description="When the job succeeded or failed."
     )
-    conditions: list[Condition] | None = Field(
-        default=None,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Latest observations of the job's state.",
-    )
+    conditions: list[Condition] | None = conditions_field("Latest observations of the job's state.")
 
 
 class TrainingJob(ApiModel):
@@ -240,9 +227,7 @@ TRAINING_JOBS = Resource(
         PrinterColumn("GPUS", ".status.allocatedGPUs", "integer", "GPUs the job holds now."),
         PrinterColumn("PRIORITY", ".spec.priorityClass", "string", "Scheduling tier."),
         PrinterColumn("PHASE", ".status.phase", "string", "Lifecycle phase."),
-        PrinterColumn(
-            "PRICE", ".status.pricePerGPUHour", "number", "Credits per borrowed GPU-hour."
-        ),
+        PRICE,
         AGE,
         PrinterColumn(
             "REPLICAS", ".spec.replicas", "integer", "Worker pods asked for.", priority=1
