@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -26,10 +26,12 @@ from gpupool.state.records import (
     PoolRecord,
     ServiceRecord,
     WorkloadKindName,
+    WorkloadRecord,
 )
 from gpupool.telemetry.model import NodeTelemetry
 
 Body = Mapping[str, Any]
+RecordT = TypeVar("RecordT", bound=WorkloadRecord[Any, Any])
 TelemetryParser = Callable[[Mapping[str, str]], NodeTelemetry | None]
 """Node annotations -> the agent's last report (``None`` without one); raises ValueError."""
 
@@ -76,49 +78,45 @@ def parse_pool(body: Body) -> PoolRecord | str:
 
 
 def parse_job(body: Body) -> JobRecord:
-    meta = _meta(body)
-    spec: TrainingJobSpec | None
-    spec_error = None
-    try:
-        spec = TrainingJobSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        spec, spec_error = None, validation_message(error)
-    raw_status: Mapping[str, Any] = body.get("status") or {}
-    try:
-        status = TrainingJobStatus.model_validate(_known(raw_status, TrainingJobStatus))
-    except ValidationError:
-        status = TrainingJobStatus()
-    annotations: Mapping[str, str] = meta.get("annotations") or {}
-    return JobRecord(
-        uid=str(meta.get("uid", "")),
-        name=str(meta.get("name", "")),
-        namespace=str(meta.get("namespace", "")),
-        generation=int(meta.get("generation") or 0),
-        created_at=parse_rfc3339(meta.get("creationTimestamp")) or 0.0,
-        resource_version=resource_version(meta),
-        spec=spec,
-        status=status,
-        raw_status=raw_status,
-        spec_error=spec_error,
-        deleting=meta.get("deletionTimestamp") is not None,
+    annotations: Mapping[str, str] = _meta(body).get("annotations") or {}
+    return _parse_workload(
+        body,
+        JobRecord,
+        TrainingJobSpec,
+        TrainingJobStatus,
         expected_duration_s=_positive_float(annotations.get(names.ANNOTATION_EXPECTED_DURATION)),
     )
 
 
 def parse_service(body: Body) -> ServiceRecord:
+    return _parse_workload(body, ServiceRecord, InferenceServiceSpec, InferenceServiceStatus)
+
+
+def _parse_workload(
+    body: Body,
+    record: type[RecordT],
+    spec_model: type[TrainingJobSpec | InferenceServiceSpec],
+    status_model: type[TrainingJobStatus | InferenceServiceStatus],
+    **extra: float | None,
+) -> RecordT:
+    """A TrainingJob or InferenceService record; ``extra`` are the kind's own fields.
+
+    A spec that does not validate leaves ``spec`` ``None`` and ``spec_error`` saying
+    why; the status is read leniently (unknown keys dropped, an invalid one read as empty).
+    """
     meta = _meta(body)
-    spec: InferenceServiceSpec | None
+    spec: TrainingJobSpec | InferenceServiceSpec | None
     spec_error = None
     try:
-        spec = InferenceServiceSpec.model_validate(body.get("spec") or {})
+        spec = spec_model.model_validate(body.get("spec") or {})
     except ValidationError as error:
         spec, spec_error = None, validation_message(error)
     raw_status: Mapping[str, Any] = body.get("status") or {}
     try:
-        status = InferenceServiceStatus.model_validate(_known(raw_status, InferenceServiceStatus))
+        status = status_model.model_validate(_known(raw_status, status_model))
     except ValidationError:
-        status = InferenceServiceStatus()
-    return ServiceRecord(
+        status = status_model()
+    return record(
         uid=str(meta.get("uid", "")),
         name=str(meta.get("name", "")),
         namespace=str(meta.get("namespace", "")),
@@ -130,6 +128,7 @@ def parse_service(body: Body) -> ServiceRecord:
         raw_status=raw_status,
         spec_error=spec_error,
         deleting=meta.get("deletionTimestamp") is not None,
+        **extra,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from gpupool.api.inferenceservice import InferenceServiceSpec, InferenceServiceStatus
 from gpupool.api.pool import GPUPoolSpec
@@ -53,9 +53,19 @@ class PoolRecord:
         )
 
 
+SpecT = TypeVar("SpecT", TrainingJobSpec, InferenceServiceSpec)
+StatusT = TypeVar("StatusT", TrainingJobStatus, InferenceServiceStatus)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JobRecord:
-    """A TrainingJob. ``spec`` is ``None`` when it failed to parse (``spec_error`` says why)."""
+class WorkloadRecord(Generic[SpecT, StatusT]):
+    """A TrainingJob or InferenceService: what :class:`JobRecord` and :class:`ServiceRecord` share.
+
+    ``spec`` is ``None`` when it failed to parse (``spec_error`` says why).
+    """
+
+    KIND: ClassVar[str]
+    """The kind of the object, for :attr:`ref`."""
 
     uid: str
     name: str
@@ -63,57 +73,41 @@ class JobRecord:
     generation: int
     created_at: float
     resource_version: int
-    spec: TrainingJobSpec | None
-    status: TrainingJobStatus
+    spec: SpecT | None
+    status: StatusT
     raw_status: Mapping[str, Any]
     spec_error: str | None = None
     deleting: bool = False
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(
+            api_version=names.API_VERSION,
+            kind=self.KIND,
+            name=self.name,
+            namespace=self.namespace,
+            uid=self.uid,
+        )
+
+    @property
+    def pool(self) -> str | None:
+        return None if self.spec is None else self.spec.pool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord(WorkloadRecord[TrainingJobSpec, TrainingJobStatus]):
+    """A TrainingJob."""
+
+    KIND: ClassVar[str] = names.TRAINING_JOB_KIND
+
     expected_duration_s: float | None = None
 
-    @property
-    def ref(self) -> ObjectRef:
-        return ObjectRef(
-            api_version=names.API_VERSION,
-            kind=names.TRAINING_JOB_KIND,
-            name=self.name,
-            namespace=self.namespace,
-            uid=self.uid,
-        )
-
-    @property
-    def pool(self) -> str | None:
-        return None if self.spec is None else self.spec.pool
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServiceRecord:
+class ServiceRecord(WorkloadRecord[InferenceServiceSpec, InferenceServiceStatus]):
     """An InferenceService."""
 
-    uid: str
-    name: str
-    namespace: str
-    generation: int
-    created_at: float
-    resource_version: int
-    spec: InferenceServiceSpec | None
-    status: InferenceServiceStatus
-    raw_status: Mapping[str, Any]
-    spec_error: str | None = None
-    deleting: bool = False
-
-    @property
-    def ref(self) -> ObjectRef:
-        return ObjectRef(
-            api_version=names.API_VERSION,
-            kind=names.INFERENCE_SERVICE_KIND,
-            name=self.name,
-            namespace=self.namespace,
-            uid=self.uid,
-        )
-
-    @property
-    def pool(self) -> str | None:
-        return None if self.spec is None else self.spec.pool
+    KIND: ClassVar[str] = names.INFERENCE_SERVICE_KIND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
