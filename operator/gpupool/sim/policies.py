@@ -55,46 +55,55 @@ POLICY_NAMES = ("fifo", "sjf", "las", "drf", "themis", "gpupool")
 
 
 class Policy(Protocol):
-    name: str
-    preemptive: bool
-    """False: decisions can only bind into idle GPUs (no cycle needed when none are idle)."""
-    time_dependent: bool
-    """Decisions change with time alone (aging bids, leases): cycle while jobs wait."""
-    uses_tiers: bool
-    uses_guarantees_and_credits: bool
+    """A policy's name, traits (read by the simulator) and decision function."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def preemptive(self) -> bool:
+        """False: decisions can only bind into idle GPUs (no cycle needed when none are
+        idle)."""
+
+    @property
+    def time_dependent(self) -> bool:
+        """Decisions change with time alone (aging bids, leases): cycle while jobs wait."""
+
+    @property
+    def uses_tiers(self) -> bool: ...
+    @property
+    def uses_guarantees_and_credits(self) -> bool: ...
 
     def decide(self, snapshot: Snapshot) -> Decisions: ...
 
 
-@dataclass(slots=True)
-class GpupoolPolicy:
+@dataclass(frozen=True, slots=True)
+class RunCyclePolicy:
+    """``run_cycle`` itself: ``gpupool``, or ``themis`` (the simulator then drops tiers,
+    guarantees and credits from the workloads and tenants it builds)."""
+
     config: PoolConfig
     name: str = "gpupool"
-    preemptive: bool = True
-    time_dependent: bool = True
     uses_tiers: bool = True
     uses_guarantees_and_credits: bool = True
-
-    def decide(self, snapshot: Snapshot) -> Decisions:
-        return run_cycle(snapshot, self.config)
-
-
-@dataclass(slots=True)
-class ThemisPolicy:
-    """``run_cycle`` on a pool where the simulator drops tiers, guarantees and credits."""
-
-    config: PoolConfig
-    name: str = "themis"
     preemptive: bool = True
     time_dependent: bool = True
-    uses_tiers: bool = False
-    uses_guarantees_and_credits: bool = False
 
     def decide(self, snapshot: Snapshot) -> Decisions:
         return run_cycle(snapshot, self.config)
 
 
 # -- shared machinery of the baselines ----------------------------------------------------
+
+
+class _NonPreemptive:
+    """Traits of ``fifo``, ``sjf`` and ``drf``: bind into idle GPUs only, in an order that
+    does not change with time alone, one tier, no guarantees or credits."""
+
+    __slots__ = ()
+    preemptive = False
+    time_dependent = False
+    uses_tiers = False
+    uses_guarantees_and_credits = False
 
 
 class _Board:
@@ -213,13 +222,9 @@ def _greedy(board: _Board, ordered: list[Workload]) -> Decisions:
 
 
 @dataclass(slots=True)
-class FifoPolicy:
+class FifoPolicy(_NonPreemptive):
     config: PoolConfig
     name: str = "fifo"
-    preemptive: bool = False
-    time_dependent: bool = False
-    uses_tiers: bool = False
-    uses_guarantees_and_credits: bool = False
 
     def decide(self, snapshot: Snapshot) -> Decisions:
         board = _Board(snapshot, self.config)
@@ -228,15 +233,11 @@ class FifoPolicy:
 
 
 @dataclass(slots=True)
-class SjfPolicy:
+class SjfPolicy(_NonPreemptive):
     config: PoolConfig
     durations: Mapping[str, float]
     """True durations from the trace (the oracle)."""
     name: str = "sjf"
-    preemptive: bool = False
-    time_dependent: bool = False
-    uses_tiers: bool = False
-    uses_guarantees_and_credits: bool = False
 
     def decide(self, snapshot: Snapshot) -> Decisions:
         board = _Board(snapshot, self.config)
@@ -246,13 +247,9 @@ class SjfPolicy:
 
 
 @dataclass(slots=True)
-class DrfPolicy:
+class DrfPolicy(_NonPreemptive):
     config: PoolConfig
     name: str = "drf"
-    preemptive: bool = False
-    time_dependent: bool = False
-    uses_tiers: bool = False
-    uses_guarantees_and_credits: bool = False
 
     def decide(self, snapshot: Snapshot) -> Decisions:
         board = _Board(snapshot, self.config)
@@ -339,9 +336,11 @@ class LasPolicy:
 
 def make_policy(name: str, *, config: PoolConfig, durations: Mapping[str, float]) -> Policy:
     if name == "gpupool":
-        return GpupoolPolicy(config)
+        return RunCyclePolicy(config)
     if name == "themis":
-        return ThemisPolicy(config)
+        return RunCyclePolicy(
+            config, name="themis", uses_tiers=False, uses_guarantees_and_credits=False
+        )
     if name == "fifo":
         return FifoPolicy(config)
     if name == "sjf":
