@@ -49,7 +49,7 @@ cluster-down:
 	e2e/cluster.sh down
 
 bench-sim: install
-	$(PY) -m gpupool.sim.report --trace ../shared/traces/philly-dev.jobs.csv --out docs
+	$(PY) -m gpupool.sim.report --trace ../shared/traces/philly-dev.jobs.csv --out docs --jobs 2
 
 bench: install
 	$(VENV)/bin/gpupool-bench cycle --nodes 4000 --gpus-per-node 8 --running 30000 --pending 20000

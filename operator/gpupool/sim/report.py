@@ -2,7 +2,8 @@
 
     python -m gpupool.sim.report --trace ../shared/traces/philly-dev.jobs.csv --out docs/
 
-Runs ``gpupool-sim`` for every policy (in-process, one after the other), writes
+Runs ``gpupool-sim`` for every policy (in-process, or ``--jobs N`` replays at a time in
+worker processes: each replay is single-threaded), writes
 ``<out>/scheduling-results.json`` (one JSON object per policy, exactly what
 ``gpupool-sim --json`` prints), ``<out>/img/scheduling-jct-cdf.png``, and rewrites
 the block between ``<!-- results:begin -->`` and ``<!-- results:end -->`` of
@@ -15,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from gpupool.sim.cli import build_parser as sim_parser
@@ -129,33 +131,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--tenants")
     parser.add_argument("--limit", type=int)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="replays run at once (default 1: one after the other)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    runs = [(policy, _sim_args(args, policy, out / f".jct-{policy}.txt")) for policy in policies]
+    try:
+        if args.jobs > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                summaries = list(pool.map(_replay, runs))
+        else:
+            summaries = [_replay(run) for run in runs]
+    except (TraceError, TenantsError, OSError) as error:
+        print(f"report: error: {error}", file=sys.stderr)
+        return 2
     results: list[dict[str, object]] = []
     jcts: dict[str, list[float]] = {}
-    for policy in [p.strip() for p in args.policies.split(",") if p.strip()]:
-        jct_file = out / f".jct-{policy}.txt"
-        out.mkdir(parents=True, exist_ok=True)
-        name, _, variant = policy.partition("+")
-        sim_args = [
-            *("--trace", args.trace, "--policy", name),
-            *("--nodes", str(args.nodes), "--gpus-per-node", str(args.gpus_per_node)),
-            *("--jct-out", str(jct_file)),
-        ]
-        if args.tenants:
-            sim_args += ["--tenants", args.tenants]
-        if variant == "budgets":
-            sim_args += ["--budgets"]
-        if args.limit:
-            sim_args += ["--limit", str(args.limit)]
-        print(f"report: replaying with {policy}", file=sys.stderr, flush=True)
-        try:
-            summary = run_sim(sim_parser().parse_args(sim_args))
-        except (TraceError, TenantsError, OSError) as error:
-            print(f"report: error: {error}", file=sys.stderr)
-            return 2
+    for (policy, sim_args), summary in zip(runs, summaries, strict=True):
         print(json.dumps(summary), flush=True)
         results.append(summary)
+        jct_file = Path(sim_args[sim_args.index("--jct-out") + 1])
         jcts[policy] = [float(line) for line in jct_file.read_text().split()]
         jct_file.unlink()
     (out / "scheduling-results.json").write_text(
@@ -172,6 +170,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m gpupool.sim.report", *(argv or sys.argv[1:])])
     write_page(out / "scheduling-results.md", render_block(results, command))
     return 0
+
+
+def _sim_args(args: argparse.Namespace, policy: str, jct_file: Path) -> list[str]:
+    name, _, variant = policy.partition("+")
+    sim_args = [
+        *("--trace", args.trace, "--policy", name),
+        *("--nodes", str(args.nodes), "--gpus-per-node", str(args.gpus_per_node)),
+        *("--jct-out", str(jct_file)),
+    ]
+    if args.tenants:
+        sim_args += ["--tenants", args.tenants]
+    if variant == "budgets":
+        sim_args += ["--budgets"]
+    if args.limit:
+        sim_args += ["--limit", str(args.limit)]
+    return sim_args
+
+
+def _replay(run: tuple[str, list[str]]) -> dict[str, object]:
+    policy, sim_args = run
+    print(f"report: replaying with {policy}", file=sys.stderr, flush=True)
+    summary = run_sim(sim_parser().parse_args(sim_args))
+    print(f"report: {policy} done in {summary['sim_wall_s']} s", file=sys.stderr, flush=True)
+    return summary
 
 
 if __name__ == "__main__":
