@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+
+class GuaranteeOrder(enum.Enum):
+    """In which order a tenant's pending work fills its unused guarantee."""
+
+    BID = "bid"
+    """Highest bid first, like the auction (short and long-waiting work first)."""
+    ARRIVAL = "arrival"
+    """Submission order: the guarantee behaves like the tenant's own FIFO cluster (a
+    preempted job keeps its place), and bids only order borrowed capacity."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +78,7 @@ class PoolConfig:
     """A borrower preempted this many times already is not outbid again (it still yields
     to higher tiers and guarantees); bounds how often one job is set back. ``None``:
     no bound."""
+    guarantee_order: GuaranteeOrder = GuaranteeOrder.BID
     credit_horizon_s: float = 3600.0
     """A bid is capped so the tenant's balance can pay it for this long."""
     preemption_visit_budget: int = 10_000

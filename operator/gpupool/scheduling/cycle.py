@@ -43,7 +43,7 @@ from gpupool.scheduling.capacity import (
     ClusterState,
     NodeState,
 )
-from gpupool.scheduling.config import PoolConfig
+from gpupool.scheduling.config import GuaranteeOrder, PoolConfig
 from gpupool.scheduling.decisions import (
     Decisions,
     LazyMapping,
@@ -286,6 +286,7 @@ class _Cycle:
             name: tenant.guaranteed_gpus - self.guaranteed_used.get(name, 0.0)
             for name, tenant in tenants.items()
         }
+        inside = self._inside_guarantee(keyed, headroom)
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
@@ -294,15 +295,34 @@ class _Cycle:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
-            full = workload.requested_gpus
-            room = headroom[workload.tenant]
-            if full <= room:
-                headroom[workload.tenant] = room - full
+            if workload.uid in inside:
                 ordered.append((workload, bid, True, minimum))
             else:
                 tier_borrowers.append((workload, bid, False, minimum))
         ordered.extend(tier_borrowers)
+        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL and inside:
+            ordered.sort(key=_arrival_inside_first)
         return ordered
+
+    def _inside_guarantee(
+        self,
+        keyed: list[tuple[int, float, float, str, Workload, float, float]],
+        headroom: dict[TenantName, float],
+    ) -> set[WorkloadUid]:
+        """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
+        (per tier) in bid order or, with ``GuaranteeOrder.ARRIVAL``, submission order."""
+        candidates = [entry for entry in keyed if headroom.get(entry[4].tenant, 0.0) > 0]
+        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
+            candidates.sort(key=lambda entry: (entry[0], entry[2], entry[3]))
+        inside: set[WorkloadUid] = set()
+        for entry in candidates:
+            workload = entry[4]
+            full = workload.requested_gpus
+            room = headroom[workload.tenant]
+            if full <= room:
+                headroom[workload.tenant] = room - full
+                inside.add(workload.uid)
+        return inside
 
     # -- stage 5/6: placement and preemption ----------------------------------------------
 
@@ -785,3 +805,12 @@ def _closest_to_fitting(ns: NodeState, g: int) -> tuple[tuple[int, int], list[in
         if room and (best is None or key > best[0]):
             best = (key, room)
     return best
+
+
+def _arrival_inside_first(entry: _Entry) -> tuple[int, int, float, str]:
+    """Per tier, work inside a guarantee in submission order, then borrowers (stable: the
+    borrowers keep their bid order)."""
+    workload, _, guaranteed, _ = entry
+    if guaranteed:
+        return (-int(workload.tier), 0, workload.submitted_at, workload.uid)
+    return (-int(workload.tier), 1, 0.0, "")

@@ -14,6 +14,7 @@ from gpupool.scheduling import (
     WaitCode,
     run_cycle,
 )
+from gpupool.scheduling.config import GuaranteeOrder
 from gpupool.scheduling.model import (
     GPU,
     Allocation,
@@ -482,3 +483,31 @@ def test_holding_its_winning_bid_protects_it_from_fresh_work() -> None:
     # It won with rho 6 x bonus 1.2 = 7.2; fresh work bids 10, under 7.2 x (1 + margin).
     assert decisions.bids["long"] == pytest.approx(7.2)
     assert decisions.bids["fresh"] == pytest.approx(10.0)
+
+
+# -- in which order a tenant's guarantee serves its queue (guarantee_order) ----------------
+
+
+def _two_jobs_one_guarantee() -> Snapshot:
+    """Tenant a's 4 guaranteed GPUs, one 4-GPU node: a long job that has run a lot (low
+    agent bid) was submitted first; a fresh job that has waited a little bids higher."""
+    return snapshot(
+        job("old").tenant("a").gpus(4).submitted(0).attained(100_000),
+        job("new").tenant("a").gpus(4).submitted(9_000),
+        nodes=[node("n0", 4)],
+        tenants=[tenant("a", guaranteed=4)],
+        now=10_000.0,
+    )
+
+
+def test_by_default_a_guarantee_serves_the_highest_bid_first() -> None:
+    decisions = run_cycle(_two_jobs_one_guarantee(), CONFIG)
+    assert set(decisions.bindings) == {"new"}
+
+
+def test_arrival_order_makes_a_guarantee_serve_its_oldest_work_first() -> None:
+    config = replace(CONFIG, guarantee_order=GuaranteeOrder.ARRIVAL)
+    decisions = run_cycle(_two_jobs_one_guarantee(), config)
+    assert set(decisions.bindings) == {"old"}
+    assert decisions.prices["old"] == 0.0  # inside the guarantee: pays nothing
+    assert decisions.queue_positions["new"] == 1
