@@ -52,8 +52,7 @@ from gpupool.scheduling.decisions import (
     WaitCode,
     WaitingReason,
 )
-from gpupool.scheduling.facts import WorkloadFacts, facts_memo, facts_of, remember
-from gpupool.scheduling.guarantees import split_running_facts
+from gpupool.scheduling.guarantees import split_running
 from gpupool.scheduling.health import gpu_problem
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
@@ -69,8 +68,9 @@ from gpupool.scheduling.snapshot import Snapshot
 _EPSILON = 1e-9
 _CAPACITY_CODES = (WaitCode.NO_CAPACITY, WaitCode.NO_PLACEMENT)
 
-_Entry = tuple[Workload, float, bool, WorkloadFacts]
-"""A pending workload in order: (workload, effective bid, inside guarantee, its facts)."""
+_Entry = tuple[Workload, float, bool, float]
+"""A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
+smallest allowed gang)."""
 
 _Loss = tuple[Workload, WaitCode, float, float, float, bool]
 """A workload that found no GPUs: (workload, code, GPUs needed, GPUs free at its tier,
@@ -102,9 +102,8 @@ class _Cycle:
         self.bids: dict[WorkloadUid, float] = {}
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[_Loss] = []
-        self.pending: list[tuple[Workload, WorkloadFacts]] = []
-        self.running: list[tuple[Workload, float, WorkloadFacts]] = []
-        """Running workloads keeping their GPUs: (workload, GPUs it holds, its facts)."""
+        self.pending: list[Workload] = []
+        self.running: list[tuple[Workload, float]] = []
         self.survivors: list[tuple[Workload, float, bool, float | None]] = []
         """Running workloads keeping their GPUs so far: (workload, GPUs, guaranteed, bid)."""
         self.borrowers: list[tuple[WorkloadUid, int, float]] = []
@@ -139,15 +138,10 @@ class _Cycle:
 
     def index_snapshot(self) -> None:
         state = self.state
-        workloads = self.snapshot.workloads
-        memo = facts_memo(len(workloads))
-        pending = self.pending
-        for workload in workloads.values():
-            # facts_of(workload), inlined: this loop visits every workload of the pool.
-            hit = memo.get(id(workload))
-            facts = hit[1] if hit is not None and hit[0] is workload else remember(workload)
-            if workload.allocation is None:
-                pending.append((workload, facts))
+        for workload in self.snapshot.workloads.values():
+            allocation = workload.allocation
+            if allocation is None:
+                self.pending.append(workload)
                 continue
             slots = state.slots_of(workload)
             if workload.preempted_at is not None:
@@ -176,15 +170,15 @@ class _Cycle:
                 continue
             assert slots is not None
             state.occupy(workload, slots, USED)
-            self.running.append((workload, facts.held_gpus, facts))
+            share = workload.gpu_share
+            per_replica = workload.gpus_per_replica if share is None else share.fraction
+            self.running.append((workload, len(allocation.replicas) * per_replica))
         state.finish_build()
 
     # -- stage 3/4: guarantees and bids of running workloads -----------------------------
 
     def classify_running(self) -> None:
-        inside, self.guaranteed_used, self.tenant_used = split_running_facts(
-            self.running, self.tenants
-        )
+        inside, self.guaranteed_used, self.tenant_used = split_running(self.running, self.tenants)
         config = self.config
         now = self.now
         reserve = config.reserve_price_per_gpu_hour
@@ -197,14 +191,14 @@ class _Cycle:
         survivors = self.survivors
         borrowers = self.borrowers
         bidder = self.bidder
-        for workload, gpus, facts in self.running:
+        for workload, gpus in self.running:
             uid = workload.uid
-            tier = facts.tier
+            tier = int(workload.tier)
             if uid in inside:
                 prices[uid] = 0.0
                 key = (tier, True)
                 class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-                class_slots[key] = class_slots.get(key, 0) + facts.slot_count
+                class_slots[key] = class_slots.get(key, 0) + _slots(workload)
                 survivors.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
@@ -223,7 +217,7 @@ class _Cycle:
                 continue
             key = (tier, False)
             class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-            class_slots[key] = class_slots.get(key, 0) + facts.slot_count
+            class_slots[key] = class_slots.get(key, 0) + _slots(workload)
             survivors.append((workload, gpus, False, bid))
             borrowers.append((uid, tier, bid))
 
@@ -258,20 +252,33 @@ class _Cycle:
     def order_pending(self) -> list[_Entry]:
         tenants = self.tenants
         bidder = self.bidder
-        keyed: list[tuple[int, float, float, str, Workload, float, WorkloadFacts]] = []
-        for workload, facts in self.pending:
+        keyed: list[tuple[int, float, float, str, Workload, float, float]] = []
+        for workload in self.pending:
             tenant = tenants.get(workload.tenant)
             if tenant is None:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
                 continue
-            if not facts.valid:
+            share = workload.gpu_share
+            per_replica = workload.gpus_per_replica if share is None else share.fraction
+            smallest = (
+                workload.replicas if workload.min_replicas is None else (workload.min_replicas)
+            )
+            if not _valid_shape(workload):
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
                 continue
-            bid = bidder.effective(workload, tenant, facts.bid_gpus)
+            bid = bidder.effective(workload, tenant, workload.replicas * per_replica)
             keyed.append(
-                (facts.neg_tier, -bid, workload.submitted_at, workload.uid, workload, bid, facts)
+                (
+                    -int(workload.tier),
+                    -bid,
+                    workload.submitted_at,
+                    workload.uid,
+                    workload,
+                    bid,
+                    smallest * per_replica,
+                )
             )
         keyed.sort()
         headroom = {
@@ -281,18 +288,18 @@ class _Cycle:
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for neg_tier, _, _, _, workload, bid, facts in keyed:
+        for neg_tier, _, _, _, workload, bid, minimum in keyed:
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
-            full = facts.requested
+            full = workload.requested_gpus
             room = headroom[workload.tenant]
             if full <= room:
                 headroom[workload.tenant] = room - full
-                ordered.append((workload, bid, True, facts))
+                ordered.append((workload, bid, True, minimum))
             else:
-                tier_borrowers.append((workload, bid, False, facts))
+                tier_borrowers.append((workload, bid, False, minimum))
         ordered.extend(tier_borrowers)
         return ordered
 
@@ -316,9 +323,8 @@ class _Cycle:
         while position < count:
             entry = ordered[position]
             position += 1
-            workload, bid, guaranteed, facts = entry
-            tier = facts.tier
-            minimum = facts.minimum
+            workload, bid, guaranteed, minimum = entry
+            tier = int(workload.tier)
             if (tier, guaranteed) != phase or len(self.preemptions) != preemptions_seen:
                 if (tier, guaranteed) != phase:
                     failed.clear()
@@ -339,7 +345,7 @@ class _Cycle:
                     while (
                         end < count
                         and ordered[end][2] is guaranteed
-                        and ordered[end][3].tier == tier
+                        and (int(ordered[end][0].tier) == tier)
                     ):
                         end += 1
                     self._lose_in_bulk(ordered, position - 1, end, shown, guaranteed)
@@ -362,12 +368,18 @@ class _Cycle:
                 losses.append((workload, code, minimum, 0.0, bid, True))
                 continue
             share = workload.gpu_share
-            g = facts.g
+            g = workload.gpus_per_replica if share is None else 1
             if minimum > state.usable_total + _EPSILON or g > state.max_usable_per_node:
                 self._wait_fixed(workload, WaitCode.TOO_LARGE, minimum)
                 continue
             available = state.free_total + state.rel_total
-            shape = facts.shape
+            shape = (
+                g,
+                0.0 if share is None else share.fraction,
+                0 if share is None else share.memory_mib,
+                workload.replicas if workload.min_replicas is None else workload.min_replicas,
+                1 if workload.kind is WorkloadKind.INFERENCE else 0,
+            )
             fits_somewhere = available + reach + _EPSILON >= minimum or (
                 share is not None and state.shared
             )
@@ -403,8 +415,7 @@ class _Cycle:
             fixed: dict[WorkloadUid, WaitingReason] = {}
             losses: list[_Loss] = []
             for order, start, end, shown in bulk:
-                for workload, bid, guaranteed, facts in order[start:end]:
-                    minimum = facts.minimum
+                for workload, bid, guaranteed, minimum in order[start:end]:
                     if over_max(workload, minimum):
                         fixed[workload.uid] = WaitingReason(
                             WaitCode.OVER_TENANT_MAX, minimum, 0.0, workload.tier, 0.0, 0.0
@@ -491,8 +502,7 @@ class _Cycle:
         reserve = self.config.reserve_price_per_gpu_hour
         state = self.state
         for index in range(start, end):
-            workload, bid, _, facts = ordered[index]
-            minimum = facts.minimum
+            workload, bid, _, minimum = ordered[index]
             if bid < reserve:
                 return  # sorted by bid: no capacity loser below this one
             too_large = minimum > state.usable_total + _EPSILON
@@ -508,11 +518,11 @@ class _Cycle:
         )
 
     def _try_place(self, entry: _Entry, tier: int, g: int, reach: float) -> bool:
-        workload, bid, guaranteed, facts = entry
+        workload, bid, guaranteed, _ = entry
         state = self.state
         spread = workload.kind is WorkloadKind.INFERENCE
         share = workload.gpu_share
-        smallest = facts.smallest
+        smallest = workload.replicas if workload.min_replicas is None else workload.min_replicas
         plan: Plan | None
         if share is not None:
             plan = place_shares(state, share=share, replicas=workload.replicas, spread=spread)
@@ -590,7 +600,7 @@ class _Cycle:
     ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
-        self.class_slots[(victim.tier, victim.guaranteed)] -= facts_of(victim.workload).slot_count
+        self.class_slots[(victim.tier, victim.guaranteed)] -= _slots(victim.workload)
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)
@@ -742,4 +752,21 @@ def _reasons(
     return waiting
 
 
+def _valid_shape(workload: Workload) -> bool:
+    if workload.replicas < 1:
+        return False
+    if workload.min_replicas is not None and not 1 <= workload.min_replicas <= workload.replicas:
+        return False
+    share = workload.gpu_share
+    if share is not None:
+        return 0.0 < share.fraction <= 1.0 and share.memory_mib >= 0
+    return workload.gpus_per_replica >= 1
+
+
 __all__ = ["Tier", "run_cycle"]
+
+
+def _slots(workload: Workload) -> int:
+    """Whole GPUs a running workload touches (a fractional replica touches one)."""
+    allocation = workload.allocation
+    return 0 if allocation is None else sum(len(r.gpu_indices) for r in allocation.replicas)

@@ -15,15 +15,8 @@ or reclaimed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from operator import itemgetter
 
-from gpupool.scheduling.facts import WorkloadFacts, facts_of
 from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
-
-RunningEntry = tuple[Workload, float, WorkloadFacts]
-"""A running workload, the GPUs it holds and its :class:`WorkloadFacts`."""
-
-_first = itemgetter(0)
 
 
 def split_running(
@@ -33,42 +26,38 @@ def split_running(
 
     ``running`` pairs each running workload with the GPUs it holds.
     """
-    return split_running_facts(
-        [(workload, gpus, facts_of(workload)) for workload, gpus in running], tenants
-    )
-
-
-def split_running_facts(
-    running: Iterable[RunningEntry], tenants: Mapping[TenantName, Tenant]
-) -> tuple[set[WorkloadUid], dict[TenantName, float], dict[TenantName, float]]:
-    """:func:`split_running` for entries that carry their facts (what a cycle has)."""
-    by_tenant: dict[TenantName, list[RunningEntry]] = {}
+    by_tenant: dict[TenantName, list[tuple[Workload, float]]] = {}
     used: dict[TenantName, float] = {}
-    for entry in running:
-        name = entry[0].tenant
+    for pair in running:
+        name = pair[0].tenant
         members = by_tenant.get(name)
         if members is None:
-            by_tenant[name] = [entry]
-            used[name] = entry[1]
+            by_tenant[name] = [pair]
+            used[name] = pair[1]
         else:
-            members.append(entry)
-            used[name] += entry[1]
+            members.append(pair)
+            used[name] += pair[1]
     inside: set[WorkloadUid] = set()
     guaranteed_used: dict[TenantName, float] = {}
     for name, members in by_tenant.items():
         tenant = tenants.get(name)
         guarantee = float(tenant.guaranteed_gpus) if tenant is not None else 0.0
         if used[name] <= guarantee:
-            inside.update(entry[0].uid for entry in members)
+            inside.update(w.uid for w, _ in members)
             guaranteed_used[name] = used[name]
             continue
-        # Sort by the memoised order key (decorated: no Python call per comparison key).
-        keyed = [(facts.guarantee_key, workload, gpus) for workload, gpus, facts in members]
-        keyed.sort(key=_first)
+        members.sort(key=_guarantee_order)
         total = 0.0
-        for _, workload, gpus in keyed:
+        for workload, gpus in members:
             if total + gpus <= guarantee:
                 total += gpus
                 inside.add(workload.uid)
         guaranteed_used[name] = total
     return inside, guaranteed_used, used
+
+
+def _guarantee_order(pair: tuple[Workload, float]) -> tuple[int, float, str]:
+    workload = pair[0]
+    allocation = workload.allocation
+    started = allocation.started_at if allocation is not None else 0.0
+    return (-int(workload.tier), started, workload.uid)
