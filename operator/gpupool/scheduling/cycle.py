@@ -41,6 +41,7 @@ from gpupool.scheduling.capacity import (
     UNUSABLE,
     USED,
     ClusterState,
+    NodeState,
 )
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.decisions import (
@@ -113,7 +114,8 @@ class _Cycle:
         self.class_gpus: dict[tuple[int, bool], float] = {}
         self.class_slots: dict[tuple[int, bool], int] = {}
         """Whole GPUs each victim class touches: what preempting it could free at most
-        (a fractional replica counts its whole GPU; ``class_gpus`` counts its share)."""
+        (a fractional replica counts its whole GPU; ``class_gpus`` counts its share).
+        A running workload touches the slots ``state.held`` resolved for it."""
         """GPUs held by running workloads per (tier, inside guarantee)."""
         self.tenant_used: dict[TenantName, float] = {}
         self.guaranteed_used: dict[TenantName, float] = {}
@@ -138,42 +140,54 @@ class _Cycle:
 
     def index_snapshot(self) -> None:
         state = self.state
+        pending = self.pending
+        running = self.running
+        slots_of = state.slots_of
+        occupy = state.occupy
         for workload in self.snapshot.workloads.values():
             allocation = workload.allocation
             if allocation is None:
-                self.pending.append(workload)
+                pending.append(workload)
                 continue
-            slots = state.slots_of(workload)
-            if workload.preempted_at is not None:
-                if slots:
-                    state.occupy(workload, slots, RELEASING)
-                continue
-            problem: str | None = None
-            if slots is None:
-                problem = "its node or GPU left the pool"
-            else:
+            slots = slots_of(workload)
+            if slots is not None and workload.preempted_at is None:
                 for ns, slot in slots:
                     if ns.bad[slot]:
-                        gpu = ns.node.gpus[slot]
-                        detail = gpu_problem(gpu, self.config.health) or "unusable"
-                        problem = f"GPU {ns.name}/{gpu.index} {detail}"
                         break
-            if problem is not None:
-                self.preemptions[workload.uid] = Preemption(
-                    uid=workload.uid,
-                    cause=PreemptionCause.UNHEALTHY_GPU,
-                    reason=f"{problem}; restarting from its last checkpoint",
-                    grace_deadline=self.now,
-                )
-                if slots:
-                    state.occupy(workload, slots, RELEASING)
-                continue
-            assert slots is not None
-            state.occupy(workload, slots, USED)
-            share = workload.gpu_share
-            per_replica = workload.gpus_per_replica if share is None else share.fraction
-            self.running.append((workload, len(allocation.replicas) * per_replica))
+                else:
+                    occupy(workload, slots, USED)
+                    share = workload.gpu_share
+                    per_replica = workload.gpus_per_replica if share is None else share.fraction
+                    running.append((workload, len(allocation.replicas) * per_replica))
+                    continue
+            self._index_releasing(workload, slots)
         state.finish_build()
+
+    def _index_releasing(
+        self, workload: Workload, slots: list[tuple[NodeState, int]] | None
+    ) -> None:
+        """A running workload that is terminating, or that must restart because its node
+        or one of its GPUs left the pool (preempted now, with no grace)."""
+        state = self.state
+        if workload.preempted_at is not None:
+            if slots:
+                state.occupy(workload, slots, RELEASING)
+            return
+        problem = "its node or GPU left the pool"
+        for ns, slot in slots or ():
+            if ns.bad[slot]:
+                gpu = ns.node.gpus[slot]
+                detail = gpu_problem(gpu, self.config.health) or "unusable"
+                problem = f"GPU {ns.name}/{gpu.index} {detail}"
+                break
+        self.preemptions[workload.uid] = Preemption(
+            uid=workload.uid,
+            cause=PreemptionCause.UNHEALTHY_GPU,
+            reason=f"{problem}; restarting from its last checkpoint",
+            grace_deadline=self.now,
+        )
+        if slots:
+            state.occupy(workload, slots, RELEASING)
 
     # -- stage 3/4: guarantees and bids of running workloads -----------------------------
 
@@ -191,6 +205,7 @@ class _Cycle:
         survivors = self.survivors
         borrowers = self.borrowers
         bidder = self.bidder
+        held = self.state.held
         for workload, gpus in self.running:
             uid = workload.uid
             tier = int(workload.tier)
@@ -198,7 +213,7 @@ class _Cycle:
                 prices[uid] = 0.0
                 key = (tier, True)
                 class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-                class_slots[key] = class_slots.get(key, 0) + _slots(workload)
+                class_slots[key] = class_slots.get(key, 0) + len(held[uid])
                 survivors.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
@@ -217,7 +232,7 @@ class _Cycle:
                 continue
             key = (tier, False)
             class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-            class_slots[key] = class_slots.get(key, 0) + _slots(workload)
+            class_slots[key] = class_slots.get(key, 0) + len(held[uid])
             survivors.append((workload, gpus, False, bid))
             borrowers.append((uid, tier, bid))
 
@@ -251,33 +266,45 @@ class _Cycle:
 
     def order_pending(self) -> list[_Entry]:
         tenants = self.tenants
-        bidder = self.bidder
-        keyed: list[tuple[int, float, float, str, Workload, float, float]] = []
+        effective = self.bidder.effective
+        # (-tier, -bid, submitted, UID: the order), workload, bid, GPUs of its smallest
+        # gang, GPUs of its full gang.
+        keyed: list[tuple[int, float, float, str, Workload, float, float, float]] = []
         for workload in self.pending:
             tenant = tenants.get(workload.tenant)
             if tenant is None:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
                 continue
             share = workload.gpu_share
-            per_replica = workload.gpus_per_replica if share is None else share.fraction
-            smallest = (
-                workload.replicas if workload.min_replicas is None else (workload.min_replicas)
-            )
-            if not _valid_shape(workload):
+            replicas = workload.replicas
+            least = workload.min_replicas
+            per_replica: float
+            if share is None:
+                per_replica = workload.gpus_per_replica
+                # _valid_shape of a whole-GPU workload, inlined (20,000 calls a cycle).
+                valid = (
+                    per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
+                )
+            else:
+                per_replica = share.fraction
+                valid = _valid_shape(workload)
+            if not valid:
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
                 continue
-            bid = bidder.effective(workload, tenant, workload.replicas * per_replica)
+            gpus = replicas * per_replica
+            bid = effective(workload, tenant, gpus)
             keyed.append(
                 (
-                    -int(workload.tier),
+                    -workload.tier,
                     -bid,
                     workload.submitted_at,
                     workload.uid,
                     workload,
                     bid,
-                    smallest * per_replica,
+                    (replicas if least is None else least) * per_replica,
+                    gpus,
                 )
             )
         keyed.sort()
@@ -288,12 +315,13 @@ class _Cycle:
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for neg_tier, _, _, _, workload, bid, minimum in keyed:
+        for neg_tier, _, _, _, workload, bid, minimum, full in keyed:
+            # ``full`` equals ``workload.requested_gpus`` (an int for whole GPUs: the same
+            # value in the float arithmetic below).
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
-            full = workload.requested_gpus
             room = headroom[workload.tenant]
             if full <= room:
                 headroom[workload.tenant] = room - full
@@ -314,7 +342,9 @@ class _Cycle:
         bids = self.bids
         losses = self.losses
         failed: set[tuple[int, float, int, int, int]] = set()
-        phase: tuple[int, bool] | None = None
+        phase_tier: int | None = None
+        phase_guaranteed: bool | None = None
+        preemptions = self.preemptions
         reach = shown = 0.0
         preemptions_seen = -1
         lowest_running_bid = self._lowest_running_borrower_bids()
@@ -325,11 +355,13 @@ class _Cycle:
             position += 1
             workload, bid, guaranteed, minimum = entry
             tier = int(workload.tier)
-            if (tier, guaranteed) != phase or len(self.preemptions) != preemptions_seen:
-                if (tier, guaranteed) != phase:
+            new_phase = tier != phase_tier or guaranteed is not phase_guaranteed
+            if new_phase or len(preemptions) != preemptions_seen:
+                if new_phase:
                     failed.clear()
-                phase = (tier, guaranteed)
-                preemptions_seen = len(self.preemptions)
+                phase_tier = tier
+                phase_guaranteed = guaranteed
+                preemptions_seen = len(preemptions)
                 reach, shown = self._preemptible(tier, guaranteed)
             if state.free_total <= 0 and state.rel_total <= 0 and not state.shared:
                 # Nothing free: once no preemption can help this candidate, none can help
@@ -373,23 +405,21 @@ class _Cycle:
                 self._wait_fixed(workload, WaitCode.TOO_LARGE, minimum)
                 continue
             available = state.free_total + state.rel_total
-            shape = (
-                g,
-                0.0 if share is None else share.fraction,
-                0 if share is None else share.memory_mib,
-                workload.replicas if workload.min_replicas is None else workload.min_replicas,
-                1 if workload.kind is WorkloadKind.INFERENCE else 0,
-            )
-            fits_somewhere = available + reach + _EPSILON >= minimum or (
-                share is not None and state.shared
-            )
-            if fits_somewhere and shape not in failed:
-                if self._try_place(entry, tier, g, reach):
-                    used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
-                        workload
-                    )
-                    continue
-                failed.add(shape)
+            if available + reach + _EPSILON >= minimum or (share is not None and state.shared):
+                shape = (
+                    g,
+                    0.0 if share is None else share.fraction,
+                    0 if share is None else share.memory_mib,
+                    workload.replicas if workload.min_replicas is None else workload.min_replicas,
+                    1 if workload.kind is WorkloadKind.INFERENCE else 0,
+                )
+                if shape not in failed:
+                    if self._try_place(entry, tier, g, reach):
+                        used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
+                            workload
+                        )
+                        continue
+                    failed.add(shape)
             if not self.reserved and share is None and self._reserve_for(workload, g):
                 if not guaranteed and bid > self.highest_losing_bid_or_zero:
                     self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
@@ -600,7 +630,7 @@ class _Cycle:
     ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
-        self.class_slots[(victim.tier, victim.guaranteed)] -= _slots(victim.workload)
+        self.class_slots[(victim.tier, victim.guaranteed)] -= len(self.state.held[victim.uid])
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)
@@ -764,9 +794,3 @@ def _valid_shape(workload: Workload) -> bool:
 
 
 __all__ = ["Tier", "run_cycle"]
-
-
-def _slots(workload: Workload) -> int:
-    """Whole GPUs a running workload touches (a fractional replica touches one)."""
-    allocation = workload.allocation
-    return 0 if allocation is None else sum(len(r.gpu_indices) for r in allocation.replicas)
