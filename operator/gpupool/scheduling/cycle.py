@@ -58,7 +58,9 @@ from gpupool.scheduling.health import gpu_problem
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
 from gpupool.scheduling.preemption import (
+    RunningEntry,
     Victim,
+    VictimClass,
     VictimIndex,
     find_victims,
     make_victim,
@@ -105,8 +107,9 @@ class _Cycle:
         self.losses: list[_Loss] = []
         self.pending: list[Workload] = []
         self.running: list[tuple[Workload, float]] = []
-        self.survivors: list[tuple[Workload, float, bool, float | None]] = []
-        """Running workloads keeping their GPUs so far: (workload, GPUs, guaranteed, bid)."""
+        self.survivors: dict[VictimClass, list[RunningEntry]] = {}
+        """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
+        GPUs, guaranteed, bid)."""
         self.borrowers: list[tuple[WorkloadUid, int, float]] = []
         """Running borrowers: (uid, tier, bid)."""
         self.winners: list[tuple[WorkloadUid, int, float, bool]] = []
@@ -204,6 +207,7 @@ class _Cycle:
         class_slots = self.class_slots
         survivors = self.survivors
         borrowers = self.borrowers
+        members: list[RunningEntry] | None
         bidder = self.bidder
         held = self.state.held
         for workload, gpus in self.running:
@@ -212,9 +216,14 @@ class _Cycle:
             if uid in inside:
                 prices[uid] = 0.0
                 key = (tier, True)
-                class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-                class_slots[key] = class_slots.get(key, 0) + len(held[uid])
-                survivors.append((workload, gpus, True, None))
+                members = survivors.get(key)
+                if members is None:
+                    members = survivors[key] = []
+                    class_gpus[key] = 0.0
+                    class_slots[key] = 0
+                class_gpus[key] += gpus
+                class_slots[key] += len(held[uid])
+                members.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
             bid = (
@@ -231,9 +240,14 @@ class _Cycle:
                 self._preempt_for_credits(workload, tenant, gpus)
                 continue
             key = (tier, False)
-            class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-            class_slots[key] = class_slots.get(key, 0) + len(held[uid])
-            survivors.append((workload, gpus, False, bid))
+            members = survivors.get(key)
+            if members is None:
+                members = survivors[key] = []
+                class_gpus[key] = 0.0
+                class_slots[key] = 0
+            class_gpus[key] += gpus
+            class_slots[key] += len(held[uid])
+            members.append((workload, gpus, False, bid))
             borrowers.append((uid, tier, bid))
 
     def _preempt_for_credits(self, workload: Workload, tenant: Tenant, gpus: float) -> None:

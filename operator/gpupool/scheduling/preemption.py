@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
 from gpupool.scheduling.capacity import (
     RELEASING,
@@ -88,6 +89,9 @@ def make_victim(
 VictimClass = tuple[int, bool]
 """(tier, inside guarantee)."""
 
+_victim_order = itemgetter(0, 1, 2, 3)
+"""``Victim.order_key`` inside one class: (bid, lost work, -started, UID)."""
+
 RunningEntry = tuple[Workload, float, bool, "float | None"]
 """A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None)."""
 
@@ -98,21 +102,14 @@ class VictimIndex:
 
     def __init__(
         self,
-        running: list[RunningEntry],
+        groups: dict[VictimClass, list[RunningEntry]],
         *,
         bid_of: Callable[[Workload], float],
         now: float,
         visit_budget: int,
     ) -> None:
-        self._unsorted: dict[VictimClass, list[RunningEntry]] = {}
-        for entry in running:
-            key = (int(entry[0].tier), entry[2])
-            group = self._unsorted.get(key)
-            if group is None:
-                self._unsorted[key] = [entry]
-            else:
-                group.append(entry)
-        self._running = running
+        """``groups``: the running workloads of each class (``(int(tier), guaranteed)``)."""
+        self._unsorted: dict[VictimClass, list[RunningEntry]] = dict(groups)
         self._node_class: dict[VictimClass, dict[str, int]] = {}
         self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
         self._useful: dict[tuple[frozenset[VictimClass], int], tuple[set[NodeState], int]] = {}
@@ -128,21 +125,35 @@ class VictimIndex:
     def members(self, key: VictimClass) -> list[Victim]:
         members = self.classes.get(key)
         if members is None:
-            bid_of = self._bid_of
-            now = self._now
-            members = [
-                make_victim(
-                    workload,
-                    guaranteed=guaranteed,
-                    bid=bid_of(workload) if bid is None else bid,
-                    gpus=gpus,
-                    now=now,
-                )
-                for workload, gpus, guaranteed, bid in self._unsorted.pop(key, ())
-            ]
-            members.sort(key=Victim.order_key)
+            members = self._sorted_victims(key)
             self.classes[key] = members
         return members
+
+    def _sorted_victims(self, key: VictimClass) -> list[Victim]:
+        """The class's victims in ``Victim.order_key`` order.
+
+        Builds what :func:`make_victim` builds, inlined, and sorts on the key decorated
+        alongside (tier and guaranteed are the class's own, so the key leaves them out):
+        a class can hold tens of thousands of workloads.
+        """
+        bid_of = self._bid_of
+        now = self._now
+        tier = key[0]
+        keyed: list[tuple[float, float, float, str, Victim]] = []
+        for workload, gpus, guaranteed, bid in self._unsorted.pop(key, ()):
+            allocation = workload.allocation
+            assert allocation is not None
+            started = allocation.started_at
+            checkpoint = workload.last_checkpoint_at
+            since = started if checkpoint is None else max(started, checkpoint)
+            lost = max(0.0, now - since)
+            if bid is None:
+                bid = bid_of(workload)
+            uid = workload.uid
+            victim = Victim(workload, uid, tier, guaranteed, bid, gpus, started, lost)
+            keyed.append((bid, lost, -started, uid, victim))
+        keyed.sort(key=_victim_order)
+        return [entry[4] for entry in keyed]
 
     def _class_gpus_by_node(self, key: VictimClass) -> dict[str, int]:
         """GPUs held per node name by the running workloads of one class (cached)."""
