@@ -140,15 +140,14 @@ class VictimIndex:
         now = self._now
         tier = key[0]
         keyed: list[tuple[float, float, float, str, Victim]] = []
-        for workload, gpus, guaranteed, bid in self._unsorted.pop(key, ()):
+        for workload, gpus, guaranteed, known_bid in self._unsorted.pop(key, ()):
             allocation = workload.allocation
             assert allocation is not None
             started = allocation.started_at
             checkpoint = workload.last_checkpoint_at
             since = started if checkpoint is None else max(started, checkpoint)
             lost = max(0.0, now - since)
-            if bid is None:
-                bid = bid_of(workload)
+            bid = bid_of(workload) if known_bid is None else known_bid
             uid = workload.uid
             victim = Victim(workload, uid, tier, guaranteed, bid, gpus, started, lost)
             keyed.append((bid, lost, -started, uid, victim))
