@@ -31,7 +31,7 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import (
@@ -448,12 +448,21 @@ class _Cycle:
     def _bulk_expander(
         self,
     ) -> Callable[[], tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]]:
-        """Per-workload outcomes of the slices lost in bulk, computed when first read."""
+        """Per-workload outcomes of the slices lost in bulk, computed when first read.
+
+        The closure keeps only what it reads (never ``self``): the cycle's scratch state
+        is then freed when ``run_cycle`` returns instead of living, and being scanned by
+        the garbage collector, as long as the decisions.
+        """
         bulk = list(self.bulk)
         reserve = self.config.reserve_price_per_gpu_hour
         usable_total = self.state.usable_total
         bidder = self.bidder
-        over_max = self._over_tenant_max
+        tenants = self.tenants
+        tenant_used = self.tenant_used
+
+        def over_max(workload: Workload, minimum: float) -> bool:
+            return _over_tenant_max(tenants, tenant_used, workload, minimum)
 
         def expand() -> tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]:
             fixed: dict[WorkloadUid, WaitingReason] = {}
@@ -556,10 +565,7 @@ class _Cycle:
                 return
 
     def _over_tenant_max(self, workload: Workload, minimum: float) -> bool:
-        tenant = self.tenants[workload.tenant]
-        return tenant.max_gpus is not None and (
-            self.tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + _EPSILON
-        )
+        return _over_tenant_max(self.tenants, self.tenant_used, workload, minimum)
 
     def _try_place(self, entry: _Entry, tier: int, g: int, reach: float) -> bool:
         workload, bid, guaranteed, _ = entry
@@ -760,6 +766,18 @@ class _Cycle:
             waiting=LazyMapping(reasons),
             queue_positions=LazyMapping(positions),
         )
+
+
+def _over_tenant_max(
+    tenants: Mapping[TenantName, Tenant],
+    tenant_used: dict[TenantName, float],
+    workload: Workload,
+    minimum: float,
+) -> bool:
+    tenant = tenants[workload.tenant]
+    return tenant.max_gpus is not None and (
+        tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + _EPSILON
+    )
 
 
 def _reasons(
