@@ -379,12 +379,9 @@ class _Trial:
         if stop_at is None:
             return None
         best: list[tuple[Victim, PreemptionCause]] | None = None
+        by_node = _by_node(state, chosen)
         for target in list(self.fit_nodes):
-            on_node = [
-                pair
-                for pair in chosen
-                if any(ns is target for ns, _ in victim_slots(state, pair[0]))
-            ]
+            on_node = by_node.get(target, [])
             single = _Trial(state, self.g, 1)
             prefix: list[tuple[Victim, PreemptionCause]] = []
             for pair in on_node:
@@ -412,6 +409,23 @@ class _Trial:
             else:
                 self.add(victim)
         return [pair for position, pair in enumerate(chosen) if position not in spared]
+
+
+def _by_node(
+    state: ClusterState, chosen: list[tuple[Victim, PreemptionCause]]
+) -> dict[NodeState, list[tuple[Victim, PreemptionCause]]]:
+    """The chosen victims holding a releasable GPU on each node, in the order chosen."""
+    by_node: dict[NodeState, list[tuple[Victim, PreemptionCause]]] = {}
+    for pair in chosen:
+        last: NodeState | None = None
+        for ns, _ in victim_slots(state, pair[0]):
+            if ns is last:
+                continue
+            last = ns
+            members = by_node.setdefault(ns, [])
+            if not members or members[-1] is not pair:
+                members.append(pair)
+    return by_node
 
 
 def victim_slots(state: ClusterState, victim: Victim) -> list[tuple[NodeState, int]]:
