@@ -362,6 +362,8 @@ class _Cycle:
         reach = shown = 0.0
         preemptions_seen = -1
         lowest_running_bid = self._lowest_running_borrower_bids()
+        may_reserve = self.config.reserve_after_s is not None
+        inference = WorkloadKind.INFERENCE
         position = 0
         count = len(ordered)
         while position < count:
@@ -425,7 +427,7 @@ class _Cycle:
                     0.0 if share is None else share.fraction,
                     0 if share is None else share.memory_mib,
                     workload.replicas if workload.min_replicas is None else workload.min_replicas,
-                    1 if workload.kind is WorkloadKind.INFERENCE else 0,
+                    1 if workload.kind is inference else 0,
                 )
                 if shape not in failed:
                     if self._try_place(entry, tier, g, reach):
@@ -434,7 +436,12 @@ class _Cycle:
                         )
                         continue
                     failed.add(shape)
-            if not self.reserved and share is None and self._reserve_for(workload, g):
+            if (
+                may_reserve
+                and not self.reserved
+                and share is None
+                and self._reserve_for(workload, g)
+            ):
                 if not guaranteed and bid > self.highest_losing_bid_or_zero:
                     self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
                 continue

@@ -15,11 +15,8 @@ or reclaimed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from operator import itemgetter
 
 from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
-
-_order_key = itemgetter(0, 1, 2)
 
 
 def split_running(
@@ -49,21 +46,23 @@ def split_running(
             inside.update(w.uid for w, _ in members)
             guaranteed_used[name] = used[name]
             continue
-        # Decorated with the order of the module docstring (tier, start, UID), built inline:
-        # no Python call per member.
+        # Decorated with the order of the module docstring (tier, start, UID), built inline
+        # and compared as plain tuples (no Python call per member); the position breaks
+        # a full tie the way a stable sort would, so a workload is never compared.
         keyed = [
             (
                 -workload.tier,
                 workload.allocation.started_at if workload.allocation is not None else 0.0,
                 workload.uid,
+                position,
                 workload,
                 gpus,
             )
-            for workload, gpus in members
+            for position, (workload, gpus) in enumerate(members)
         ]
-        keyed.sort(key=_order_key)
+        keyed.sort()
         total = 0.0
-        for _, _, _, workload, gpus in keyed:
+        for _, _, _, _, workload, gpus in keyed:
             if total + gpus <= guarantee:
                 total += gpus
                 inside.add(workload.uid)

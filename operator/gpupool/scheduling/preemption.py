@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
 
 from gpupool.scheduling.capacity import (
     RELEASING,
@@ -89,8 +88,6 @@ def make_victim(
 VictimClass = tuple[int, bool]
 """(tier, inside guarantee)."""
 
-_victim_order = itemgetter(0, 1, 2, 3)
-"""``Victim.order_key`` inside one class: (bid, lost work, -started, UID)."""
 
 RunningEntry = tuple[Workload, float, bool, "float | None"]
 """A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None)."""
@@ -132,15 +129,16 @@ class VictimIndex:
     def _sorted_victims(self, key: VictimClass) -> list[Victim]:
         """The class's victims in ``Victim.order_key`` order.
 
-        Builds what :func:`make_victim` builds, inlined, and sorts on the key decorated
-        alongside (tier and guaranteed are the class's own, so the key leaves them out):
-        a class can hold tens of thousands of workloads.
+        Builds what :func:`make_victim` builds, inlined, and sorts tuples decorated with
+        the key (tier and guaranteed are the class's own, so the key leaves them out): a
+        class can hold tens of thousands of workloads.
         """
         bid_of = self._bid_of
         now = self._now
         tier = key[0]
-        keyed: list[tuple[float, float, float, str, Victim]] = []
-        for workload, gpus, guaranteed, known_bid in self._unsorted.pop(key, ()):
+        keyed: list[tuple[float, float, float, str, int, Victim]] = []
+        entries = self._unsorted.pop(key, ())
+        for position, (workload, gpus, guaranteed, known_bid) in enumerate(entries):
             allocation = workload.allocation
             assert allocation is not None
             started = allocation.started_at
@@ -150,9 +148,9 @@ class VictimIndex:
             bid = bid_of(workload) if known_bid is None else known_bid
             uid = workload.uid
             victim = Victim(workload, uid, tier, guaranteed, bid, gpus, started, lost)
-            keyed.append((bid, lost, -started, uid, victim))
-        keyed.sort(key=_victim_order)
-        return [entry[4] for entry in keyed]
+            keyed.append((bid, lost, -started, uid, position, victim))
+        keyed.sort()  # plain tuples; the position keeps a full tie stable
+        return [entry[5] for entry in keyed]
 
     def _class_gpus_by_node(self, key: VictimClass) -> dict[str, int]:
         """GPUs held per node name by the running workloads of one class (cached)."""
