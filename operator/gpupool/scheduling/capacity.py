@@ -259,6 +259,37 @@ class ClusterState:
                 slots.append((ns, slot))
         return slots
 
+    def occupy_healthy(self, workload: Workload) -> bool:
+        """:meth:`slots_of` and :meth:`occupy` (``USED``) in one pass, for a running
+        workload whose every GPU is found and usable; ``False``, marking nothing, if one
+        is lost or unusable (the caller then looks closer)."""
+        allocation = workload.allocation
+        if allocation is None:
+            return False
+        slots: list[tuple[NodeState, int]] = []
+        by_name = self.by_name
+        for replica in allocation.replicas:
+            ns = by_name.get(replica.node)
+            if ns is None:
+                return False
+            slot_of = ns.slot_of
+            bad = ns.bad
+            for device in replica.gpu_indices:
+                slot = slot_of.get(device)
+                if slot is None or bad[slot]:
+                    return False
+                slots.append((ns, slot))
+        if workload.gpu_share is not None:
+            self.occupy(workload, slots, USED)
+            return True
+        self.held[workload.uid] = slots
+        for ns, slot in slots:  # occupy(..., USED) of whole GPUs, inlined
+            ns.holders[slot] += 1
+            current = ns.status[slot]
+            if current in (FREE, RELEASING, SHARED):
+                ns.status[slot] = USED
+        return True
+
     def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
         """The slots :meth:`occupy` recorded for a running workload (resolved once)."""
         slots = self.held.get(workload.uid)

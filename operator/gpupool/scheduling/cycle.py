@@ -39,7 +39,6 @@ from gpupool.scheduling.capacity import (
     FREE,
     RELEASING,
     UNUSABLE,
-    USED,
     ClusterState,
     NodeState,
 )
@@ -145,25 +144,18 @@ class _Cycle:
         state = self.state
         pending = self.pending
         running = self.running
-        slots_of = state.slots_of
-        occupy = state.occupy
+        occupy_healthy = state.occupy_healthy
         for workload in self.snapshot.workloads.values():
             allocation = workload.allocation
             if allocation is None:
                 pending.append(workload)
                 continue
-            slots = slots_of(workload)
-            if slots is not None and workload.preempted_at is None:
-                for ns, slot in slots:
-                    if ns.bad[slot]:
-                        break
-                else:
-                    occupy(workload, slots, USED)
-                    share = workload.gpu_share
-                    per_replica = workload.gpus_per_replica if share is None else share.fraction
-                    running.append((workload, len(allocation.replicas) * per_replica))
-                    continue
-            self._index_releasing(workload, slots)
+            if workload.preempted_at is None and occupy_healthy(workload):
+                share = workload.gpu_share
+                per_replica = workload.gpus_per_replica if share is None else share.fraction
+                running.append((workload, len(allocation.replicas) * per_replica))
+                continue
+            self._index_releasing(workload, state.slots_of(workload))
         state.finish_build()
 
     def _index_releasing(
