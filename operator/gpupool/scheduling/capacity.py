@@ -16,6 +16,7 @@ inference replicas), UNUSABLE (unhealthy, or on a cordoned node).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from gpupool.scheduling.config import HealthThresholds
 from gpupool.scheduling.health import is_usable
@@ -55,8 +56,8 @@ class NodeState:
         "status",
     )
 
-    def __init__(self, idx: int, node: Node, thresholds: HealthThresholds) -> None:
-        layout = node_layout(node, thresholds)
+    def __init__(self, idx: int, node: Node, layout: NodeLayout) -> None:
+        """``layout`` is :func:`node_layout` of ``node``."""
         count = len(layout.device)
         self.idx = idx
         self.node = node
@@ -84,6 +85,16 @@ class NodeState:
         """Most free GPUs inside one NVLink domain (what a one-replica best fit needs)."""
 
     def recount(self) -> None:
+        status = self.status
+        if len(self.domain_size) == 1:  # one NVLink domain: count in C
+            free = status.count(FREE)
+            rel = status.count(RELEASING)
+            self.free_d = [free]
+            self.rel_d = [rel]
+            self.free = free
+            self.rel = rel
+            self.best_domain_free = free
+            return
         free_d = [0] * len(self.domain_size)
         rel_d = [0] * len(self.domain_size)
         domain = self.domain
@@ -169,12 +180,43 @@ def node_layout(node: Node, thresholds: HealthThresholds) -> NodeLayout:
     return layout
 
 
+_NODE_SETS: dict[int, tuple[tuple[Node, ...], HealthThresholds, list[tuple[Node, NodeLayout]]]] = {}
+_NODE_SETS_MAX = 16
+
+
+def _ordered_layouts(
+    nodes: Iterable[Node], thresholds: HealthThresholds
+) -> list[tuple[Node, NodeLayout]]:
+    """The nodes by name, each with its layout; memoised per tuple of nodes.
+
+    A simulator (and a snapshot built from the previous one with unchanged nodes) passes
+    the same tuple every cycle: it is sorted and looked up once, not once a cycle.
+    Same purity rules as :func:`node_layout` (the tuple is kept alive while cached).
+    """
+    if isinstance(nodes, tuple):
+        hit = _NODE_SETS.get(id(nodes))
+        if hit is not None and hit[0] is nodes and (hit[1] is thresholds or hit[1] == thresholds):
+            return hit[2]
+    ordered = sorted(nodes, key=_node_name)
+    layouts = [(node, node_layout(node, thresholds)) for node in ordered]
+    if isinstance(nodes, tuple):
+        if len(_NODE_SETS) >= _NODE_SETS_MAX:
+            _NODE_SETS.clear()
+        _NODE_SETS[id(nodes)] = (nodes, thresholds, layouts)
+    return layouts
+
+
+_node_name = attrgetter("name")
+
+
 class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
 
     def __init__(self, nodes: Iterable[Node], thresholds: HealthThresholds) -> None:
-        ordered = sorted(nodes, key=lambda node: node.name)
-        self.nodes = [NodeState(i, node, thresholds) for i, node in enumerate(ordered)]
+        self.nodes = [
+            NodeState(i, node, layout)
+            for i, (node, layout) in enumerate(_ordered_layouts(nodes, thresholds))
+        ]
         self.by_name = {ns.name: ns for ns in self.nodes}
         self.max_gpus_per_node = max((len(ns.status) for ns in self.nodes), default=0)
         self.free_buckets: list[dict[NodeState, None]] = [
@@ -217,6 +259,37 @@ class ClusterState:
                 slots.append((ns, slot))
         return slots
 
+    def occupy_healthy(self, workload: Workload) -> bool:
+        """:meth:`slots_of` and :meth:`occupy` (``USED``) in one pass, for a running
+        workload whose every GPU is found and usable; ``False``, marking nothing, if one
+        is lost or unusable (the caller then looks closer)."""
+        allocation = workload.allocation
+        if allocation is None:
+            return False
+        slots: list[tuple[NodeState, int]] = []
+        by_name = self.by_name
+        for replica in allocation.replicas:
+            ns = by_name.get(replica.node)
+            if ns is None:
+                return False
+            slot_of = ns.slot_of
+            bad = ns.bad
+            for device in replica.gpu_indices:
+                slot = slot_of.get(device)
+                if slot is None or bad[slot]:
+                    return False
+                slots.append((ns, slot))
+        if workload.gpu_share is not None:
+            self.occupy(workload, slots, USED)
+            return True
+        self.held[workload.uid] = slots
+        for ns, slot in slots:  # occupy(..., USED) of whole GPUs, inlined
+            ns.holders[slot] += 1
+            current = ns.status[slot]
+            if current in (FREE, RELEASING, SHARED):
+                ns.status[slot] = USED
+        return True
+
     def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
         """The slots :meth:`occupy` recorded for a running workload (resolved once)."""
         slots = self.held.get(workload.uid)
@@ -247,15 +320,11 @@ class ClusterState:
     def finish_build(self) -> None:
         """Compute counters and buckets once every allocation is marked."""
         for ns in self.nodes:
-            usable = 0
-            for slot, state in enumerate(ns.status):
-                if state != UNUSABLE:
-                    usable += 1
-                if state == SHARED:
-                    total = ns.node.gpus[slot].memory_total_mib
-                    ns.mem_left[slot] = min(ns.mem_left[slot], total - ns.mem_reserved[slot])
-                    if ns.schedulable and ns.share_used[slot] < 1.0 and ns.mem_left[slot] > 0:
-                        self.shared[(ns, slot)] = None
+            status = ns.status
+            if SHARED not in status:  # the common case, counted in C
+                usable = len(status) - status.count(UNUSABLE)
+            else:
+                usable = self._finish_shared(ns)
             if not ns.schedulable:
                 # Cordoned: running work stays, nothing new lands, releases help nobody.
                 for slot, state in enumerate(ns.status):
@@ -271,6 +340,20 @@ class ClusterState:
             if ns.rel:
                 self.rel_nodes[ns] = None
                 self.rel_total += ns.rel
+
+    def _finish_shared(self, ns: NodeState) -> int:
+        """Usable GPUs of a node with shared GPUs; caps their memory left for new shares
+        and lists those with room in ``shared``."""
+        usable = 0
+        for slot, state in enumerate(ns.status):
+            if state != UNUSABLE:
+                usable += 1
+            if state == SHARED:
+                total = ns.node.gpus[slot].memory_total_mib
+                ns.mem_left[slot] = min(ns.mem_left[slot], total - ns.mem_reserved[slot])
+                if ns.schedulable and ns.share_used[slot] < 1.0 and ns.mem_left[slot] > 0:
+                    self.shared[(ns, slot)] = None
+        return usable
 
     # -- mutation during the cycle ------------------------------------------------------
 

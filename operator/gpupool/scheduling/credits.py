@@ -52,9 +52,10 @@ def settle(tenant: Tenant, *, spend: float, elapsed_s: float) -> CreditStatement
     available = max(0.0, tenant.credit_balance) + accrued
     spend = max(0.0, spend)
     paid = min(spend, available)
-    balance = min(max(tenant.credits_max, 0.0), available - paid)
+    balance = max(0.0, min(max(tenant.credits_max, 0.0), available - paid))
+    unchanged = balance == tenant.credit_balance and balance != 0.0  # (0.0 may be -0.0)
     return CreditStatement(
-        tenant=replace(tenant, credit_balance=max(0.0, balance)),
+        tenant=tenant if unchanged else replace(tenant, credit_balance=balance),
         accrued=accrued,
         spent=paid,
         unpaid=spend - paid,

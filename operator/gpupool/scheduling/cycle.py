@@ -31,7 +31,7 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import (
@@ -39,7 +39,6 @@ from gpupool.scheduling.capacity import (
     FREE,
     RELEASING,
     UNUSABLE,
-    USED,
     ClusterState,
     NodeState,
 )
@@ -58,7 +57,9 @@ from gpupool.scheduling.health import gpu_problem
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
 from gpupool.scheduling.preemption import (
+    RunningEntry,
     Victim,
+    VictimClass,
     VictimIndex,
     find_victims,
     make_victim,
@@ -105,8 +106,9 @@ class _Cycle:
         self.losses: list[_Loss] = []
         self.pending: list[Workload] = []
         self.running: list[tuple[Workload, float]] = []
-        self.survivors: list[tuple[Workload, float, bool, float | None]] = []
-        """Running workloads keeping their GPUs so far: (workload, GPUs, guaranteed, bid)."""
+        self.survivors: dict[VictimClass, list[RunningEntry]] = {}
+        """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
+        GPUs, guaranteed, bid)."""
         self.borrowers: list[tuple[WorkloadUid, int, float]] = []
         """Running borrowers: (uid, tier, bid)."""
         self.winners: list[tuple[WorkloadUid, int, float, bool]] = []
@@ -114,7 +116,8 @@ class _Cycle:
         self.class_gpus: dict[tuple[int, bool], float] = {}
         self.class_slots: dict[tuple[int, bool], int] = {}
         """Whole GPUs each victim class touches: what preempting it could free at most
-        (a fractional replica counts its whole GPU; ``class_gpus`` counts its share)."""
+        (a fractional replica counts its whole GPU; ``class_gpus`` counts its share).
+        A running workload touches the slots ``state.held`` resolved for it."""
         """GPUs held by running workloads per (tier, inside guarantee)."""
         self.tenant_used: dict[TenantName, float] = {}
         self.guaranteed_used: dict[TenantName, float] = {}
@@ -139,42 +142,47 @@ class _Cycle:
 
     def index_snapshot(self) -> None:
         state = self.state
+        pending = self.pending
+        running = self.running
+        occupy_healthy = state.occupy_healthy
         for workload in self.snapshot.workloads.values():
             allocation = workload.allocation
             if allocation is None:
-                self.pending.append(workload)
+                pending.append(workload)
                 continue
-            slots = state.slots_of(workload)
-            if workload.preempted_at is not None:
-                if slots:
-                    state.occupy(workload, slots, RELEASING)
+            if workload.preempted_at is None and occupy_healthy(workload):
+                share = workload.gpu_share
+                per_replica = workload.gpus_per_replica if share is None else share.fraction
+                running.append((workload, len(allocation.replicas) * per_replica))
                 continue
-            problem: str | None = None
-            if slots is None:
-                problem = "its node or GPU left the pool"
-            else:
-                for ns, slot in slots:
-                    if ns.bad[slot]:
-                        gpu = ns.node.gpus[slot]
-                        detail = gpu_problem(gpu, self.config.health) or "unusable"
-                        problem = f"GPU {ns.name}/{gpu.index} {detail}"
-                        break
-            if problem is not None:
-                self.preemptions[workload.uid] = Preemption(
-                    uid=workload.uid,
-                    cause=PreemptionCause.UNHEALTHY_GPU,
-                    reason=f"{problem}; restarting from its last checkpoint",
-                    grace_deadline=self.now,
-                )
-                if slots:
-                    state.occupy(workload, slots, RELEASING)
-                continue
-            assert slots is not None
-            state.occupy(workload, slots, USED)
-            share = workload.gpu_share
-            per_replica = workload.gpus_per_replica if share is None else share.fraction
-            self.running.append((workload, len(allocation.replicas) * per_replica))
+            self._index_releasing(workload, state.slots_of(workload))
         state.finish_build()
+
+    def _index_releasing(
+        self, workload: Workload, slots: list[tuple[NodeState, int]] | None
+    ) -> None:
+        """A running workload that is terminating, or that must restart because its node
+        or one of its GPUs left the pool (preempted now, with no grace)."""
+        state = self.state
+        if workload.preempted_at is not None:
+            if slots:
+                state.occupy(workload, slots, RELEASING)
+            return
+        problem = "its node or GPU left the pool"
+        for ns, slot in slots or ():
+            if ns.bad[slot]:
+                gpu = ns.node.gpus[slot]
+                detail = gpu_problem(gpu, self.config.health) or "unusable"
+                problem = f"GPU {ns.name}/{gpu.index} {detail}"
+                break
+        self.preemptions[workload.uid] = Preemption(
+            uid=workload.uid,
+            cause=PreemptionCause.UNHEALTHY_GPU,
+            reason=f"{problem}; restarting from its last checkpoint",
+            grace_deadline=self.now,
+        )
+        if slots:
+            state.occupy(workload, slots, RELEASING)
 
     # -- stage 3/4: guarantees and bids of running workloads -----------------------------
 
@@ -191,16 +199,23 @@ class _Cycle:
         class_slots = self.class_slots
         survivors = self.survivors
         borrowers = self.borrowers
+        members: list[RunningEntry] | None
         bidder = self.bidder
+        held = self.state.held
         for workload, gpus in self.running:
             uid = workload.uid
             tier = int(workload.tier)
             if uid in inside:
                 prices[uid] = 0.0
                 key = (tier, True)
-                class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-                class_slots[key] = class_slots.get(key, 0) + _slots(workload)
-                survivors.append((workload, gpus, True, None))
+                members = survivors.get(key)
+                if members is None:
+                    members = survivors[key] = []
+                    class_gpus[key] = 0.0
+                    class_slots[key] = 0
+                class_gpus[key] += gpus
+                class_slots[key] += len(held[uid])
+                members.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
             bid = (
@@ -217,9 +232,14 @@ class _Cycle:
                 self._preempt_for_credits(workload, tenant, gpus)
                 continue
             key = (tier, False)
-            class_gpus[key] = class_gpus.get(key, 0.0) + gpus
-            class_slots[key] = class_slots.get(key, 0) + _slots(workload)
-            survivors.append((workload, gpus, False, bid))
+            members = survivors.get(key)
+            if members is None:
+                members = survivors[key] = []
+                class_gpus[key] = 0.0
+                class_slots[key] = 0
+            class_gpus[key] += gpus
+            class_slots[key] += len(held[uid])
+            members.append((workload, gpus, False, bid))
             borrowers.append((uid, tier, bid))
 
     def _preempt_for_credits(self, workload: Workload, tenant: Tenant, gpus: float) -> None:
@@ -252,33 +272,45 @@ class _Cycle:
 
     def order_pending(self) -> list[_Entry]:
         tenants = self.tenants
-        bidder = self.bidder
-        keyed: list[tuple[int, float, float, str, Workload, float, float]] = []
+        effective = self.bidder.effective
+        # (-tier, -bid, submitted, UID: the order), workload, bid, GPUs of its smallest
+        # gang, GPUs of its full gang.
+        keyed: list[tuple[int, float, float, str, Workload, float, float, float]] = []
         for workload in self.pending:
             tenant = tenants.get(workload.tenant)
             if tenant is None:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
                 continue
             share = workload.gpu_share
-            per_replica = workload.gpus_per_replica if share is None else share.fraction
-            smallest = (
-                workload.replicas if workload.min_replicas is None else (workload.min_replicas)
-            )
-            if not _valid_shape(workload):
+            replicas = workload.replicas
+            least = workload.min_replicas
+            per_replica: float
+            if share is None:
+                per_replica = workload.gpus_per_replica
+                # _valid_shape of a whole-GPU workload, inlined (20,000 calls a cycle).
+                valid = (
+                    per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
+                )
+            else:
+                per_replica = share.fraction
+                valid = _valid_shape(workload)
+            if not valid:
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
                 continue
-            bid = bidder.effective(workload, tenant, workload.replicas * per_replica)
+            gpus = replicas * per_replica
+            bid = effective(workload, tenant, gpus)
             keyed.append(
                 (
-                    -int(workload.tier),
+                    -workload.tier,
                     -bid,
                     workload.submitted_at,
                     workload.uid,
                     workload,
                     bid,
-                    smallest * per_replica,
+                    (replicas if least is None else least) * per_replica,
+                    gpus,
                 )
             )
         keyed.sort()
@@ -290,7 +322,7 @@ class _Cycle:
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for neg_tier, _, _, _, workload, bid, minimum in keyed:
+        for neg_tier, _, _, _, workload, bid, minimum, _ in keyed:
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
@@ -306,7 +338,7 @@ class _Cycle:
 
     def _inside_guarantee(
         self,
-        keyed: list[tuple[int, float, float, str, Workload, float, float]],
+        keyed: list[tuple[int, float, float, str, Workload, float, float, float]],
         headroom: dict[TenantName, float],
     ) -> set[WorkloadUid]:
         """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
@@ -317,7 +349,7 @@ class _Cycle:
         inside: set[WorkloadUid] = set()
         for entry in candidates:
             workload = entry[4]
-            full = workload.requested_gpus
+            full = entry[7]  # the full gang's GPUs (requested_gpus)
             room = headroom[workload.tenant]
             if full <= room:
                 headroom[workload.tenant] = room - full
@@ -335,10 +367,14 @@ class _Cycle:
         bids = self.bids
         losses = self.losses
         failed: set[tuple[int, float, int, int, int]] = set()
-        phase: tuple[int, bool] | None = None
+        phase_tier: int | None = None
+        phase_guaranteed: bool | None = None
+        preemptions = self.preemptions
         reach = shown = 0.0
         preemptions_seen = -1
         lowest_running_bid = self._lowest_running_borrower_bids()
+        may_reserve = self.config.reserve_after_s is not None
+        inference = WorkloadKind.INFERENCE
         position = 0
         count = len(ordered)
         while position < count:
@@ -346,11 +382,13 @@ class _Cycle:
             position += 1
             workload, bid, guaranteed, minimum = entry
             tier = int(workload.tier)
-            if (tier, guaranteed) != phase or len(self.preemptions) != preemptions_seen:
-                if (tier, guaranteed) != phase:
+            new_phase = tier != phase_tier or guaranteed is not phase_guaranteed
+            if new_phase or len(preemptions) != preemptions_seen:
+                if new_phase:
                     failed.clear()
-                phase = (tier, guaranteed)
-                preemptions_seen = len(self.preemptions)
+                phase_tier = tier
+                phase_guaranteed = guaranteed
+                preemptions_seen = len(preemptions)
                 reach, shown = self._preemptible(tier, guaranteed)
             if state.free_total <= 0 and state.rel_total <= 0 and not state.shared:
                 # Nothing free: once no preemption can help this candidate, none can help
@@ -394,24 +432,27 @@ class _Cycle:
                 self._wait_fixed(workload, WaitCode.TOO_LARGE, minimum)
                 continue
             available = state.free_total + state.rel_total
-            shape = (
-                g,
-                0.0 if share is None else share.fraction,
-                0 if share is None else share.memory_mib,
-                workload.replicas if workload.min_replicas is None else workload.min_replicas,
-                1 if workload.kind is WorkloadKind.INFERENCE else 0,
-            )
-            fits_somewhere = available + reach + _EPSILON >= minimum or (
-                share is not None and state.shared
-            )
-            if fits_somewhere and shape not in failed:
-                if self._try_place(entry, tier, g, reach):
-                    used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
-                        workload
-                    )
-                    continue
-                failed.add(shape)
-            if not self.reserved and share is None and self._reserve_for(workload, g):
+            if available + reach + _EPSILON >= minimum or (share is not None and state.shared):
+                shape = (
+                    g,
+                    0.0 if share is None else share.fraction,
+                    0 if share is None else share.memory_mib,
+                    workload.replicas if workload.min_replicas is None else workload.min_replicas,
+                    1 if workload.kind is inference else 0,
+                )
+                if shape not in failed:
+                    if self._try_place(entry, tier, g, reach):
+                        used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
+                            workload
+                        )
+                        continue
+                    failed.add(shape)
+            if (
+                may_reserve
+                and not self.reserved
+                and share is None
+                and self._reserve_for(workload, g)
+            ):
                 if not guaranteed and bid > self.highest_losing_bid_or_zero:
                     self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
                 continue
@@ -425,12 +466,21 @@ class _Cycle:
     def _bulk_expander(
         self,
     ) -> Callable[[], tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]]:
-        """Per-workload outcomes of the slices lost in bulk, computed when first read."""
+        """Per-workload outcomes of the slices lost in bulk, computed when first read.
+
+        The closure keeps only what it reads (never ``self``): the cycle's scratch state
+        is then freed when ``run_cycle`` returns instead of living, and being scanned by
+        the garbage collector, as long as the decisions.
+        """
         bulk = list(self.bulk)
         reserve = self.config.reserve_price_per_gpu_hour
         usable_total = self.state.usable_total
         bidder = self.bidder
-        over_max = self._over_tenant_max
+        tenants = self.tenants
+        tenant_used = self.tenant_used
+
+        def over_max(workload: Workload, minimum: float) -> bool:
+            return _over_tenant_max(tenants, tenant_used, workload, minimum)
 
         def expand() -> tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]:
             fixed: dict[WorkloadUid, WaitingReason] = {}
@@ -524,10 +574,7 @@ class _Cycle:
                 return
 
     def _over_tenant_max(self, workload: Workload, minimum: float) -> bool:
-        tenant = self.tenants[workload.tenant]
-        return tenant.max_gpus is not None and (
-            self.tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + _EPSILON
-        )
+        return _over_tenant_max(self.tenants, self.tenant_used, workload, minimum)
 
     def _try_place(self, entry: _Entry, tier: int, g: int, reach: float) -> bool:
         workload, bid, guaranteed, _ = entry
@@ -612,7 +659,7 @@ class _Cycle:
     ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
-        self.class_slots[(victim.tier, victim.guaranteed)] -= _slots(victim.workload)
+        self.class_slots[(victim.tier, victim.guaranteed)] -= len(self.state.held[victim.uid])
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)
@@ -730,6 +777,18 @@ class _Cycle:
         )
 
 
+def _over_tenant_max(
+    tenants: Mapping[TenantName, Tenant],
+    tenant_used: dict[TenantName, float],
+    workload: Workload,
+    minimum: float,
+) -> bool:
+    tenant = tenants[workload.tenant]
+    return tenant.max_gpus is not None and (
+        tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + _EPSILON
+    )
+
+
 def _reasons(
     fixed: dict[WorkloadUid, WaitingReason],
     losses: list[_Loss],
@@ -776,12 +835,6 @@ def _valid_shape(workload: Workload) -> bool:
 
 
 __all__ = ["Tier", "run_cycle"]
-
-
-def _slots(workload: Workload) -> int:
-    """Whole GPUs a running workload touches (a fractional replica touches one)."""
-    allocation = workload.allocation
-    return 0 if allocation is None else sum(len(r.gpu_indices) for r in allocation.replicas)
 
 
 def _closest_to_fitting(ns: NodeState, g: int) -> tuple[tuple[int, int], list[int]] | None:

@@ -46,18 +46,25 @@ def split_running(
             inside.update(w.uid for w, _ in members)
             guaranteed_used[name] = used[name]
             continue
-        members.sort(key=_guarantee_order)
+        # Decorated with the order of the module docstring (tier, start, UID), built inline
+        # and compared as plain tuples (no Python call per member); the position breaks
+        # a full tie the way a stable sort would, so a workload is never compared.
+        keyed = [
+            (
+                -workload.tier,
+                workload.allocation.started_at if workload.allocation is not None else 0.0,
+                workload.uid,
+                position,
+                workload,
+                gpus,
+            )
+            for position, (workload, gpus) in enumerate(members)
+        ]
+        keyed.sort()
         total = 0.0
-        for workload, gpus in members:
+        for _, _, _, _, workload, gpus in keyed:
             if total + gpus <= guarantee:
                 total += gpus
                 inside.add(workload.uid)
         guaranteed_used[name] = total
     return inside, guaranteed_used, used
-
-
-def _guarantee_order(pair: tuple[Workload, float]) -> tuple[int, float, str]:
-    workload = pair[0]
-    allocation = workload.allocation
-    started = allocation.started_at if allocation is not None else 0.0
-    return (-int(workload.tier), started, workload.uid)

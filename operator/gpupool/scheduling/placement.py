@@ -163,11 +163,12 @@ def _best_fit(
     if with_releasing:
         best: NodeState | None = None
         best_room = math.inf
+        need = g * count  # fewer GPUs than this can never hold the replicas: skip early
         for ns in state.rel_nodes:
-            if ns in exclude or not ns.schedulable:
-                continue
             room = ns.free + ns.rel
-            if room < best_room and ns.replica_capacity(g, with_releasing=True) >= count:
+            if room < need or room >= best_room or ns in exclude or not ns.schedulable:
+                continue
+            if ns.replica_capacity(g, with_releasing=True) >= count:
                 best, best_room = ns, room
         if best is not None:
             return best

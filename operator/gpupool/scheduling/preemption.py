@@ -88,6 +88,7 @@ def make_victim(
 VictimClass = tuple[int, bool]
 """(tier, inside guarantee)."""
 
+
 RunningEntry = tuple[Workload, float, bool, "float | None"]
 """A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None)."""
 
@@ -98,21 +99,14 @@ class VictimIndex:
 
     def __init__(
         self,
-        running: list[RunningEntry],
+        groups: dict[VictimClass, list[RunningEntry]],
         *,
         bid_of: Callable[[Workload], float],
         now: float,
         visit_budget: int,
     ) -> None:
-        self._unsorted: dict[VictimClass, list[RunningEntry]] = {}
-        for entry in running:
-            key = (int(entry[0].tier), entry[2])
-            group = self._unsorted.get(key)
-            if group is None:
-                self._unsorted[key] = [entry]
-            else:
-                group.append(entry)
-        self._running = running
+        """``groups``: the running workloads of each class (``(int(tier), guaranteed)``)."""
+        self._unsorted: dict[VictimClass, list[RunningEntry]] = dict(groups)
         self._node_class: dict[VictimClass, dict[str, int]] = {}
         self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
         self._useful: dict[tuple[frozenset[VictimClass], int], tuple[set[NodeState], int]] = {}
@@ -128,21 +122,35 @@ class VictimIndex:
     def members(self, key: VictimClass) -> list[Victim]:
         members = self.classes.get(key)
         if members is None:
-            bid_of = self._bid_of
-            now = self._now
-            members = [
-                make_victim(
-                    workload,
-                    guaranteed=guaranteed,
-                    bid=bid_of(workload) if bid is None else bid,
-                    gpus=gpus,
-                    now=now,
-                )
-                for workload, gpus, guaranteed, bid in self._unsorted.pop(key, ())
-            ]
-            members.sort(key=Victim.order_key)
+            members = self._sorted_victims(key)
             self.classes[key] = members
         return members
+
+    def _sorted_victims(self, key: VictimClass) -> list[Victim]:
+        """The class's victims in ``Victim.order_key`` order.
+
+        Builds what :func:`make_victim` builds, inlined, and sorts tuples decorated with
+        the key (tier and guaranteed are the class's own, so the key leaves them out): a
+        class can hold tens of thousands of workloads.
+        """
+        bid_of = self._bid_of
+        now = self._now
+        tier = key[0]
+        keyed: list[tuple[float, float, float, str, int, Victim]] = []
+        entries = self._unsorted.pop(key, ())
+        for position, (workload, gpus, guaranteed, known_bid) in enumerate(entries):
+            allocation = workload.allocation
+            assert allocation is not None
+            started = allocation.started_at
+            checkpoint = workload.last_checkpoint_at
+            since = started if checkpoint is None else max(started, checkpoint)
+            lost = max(0.0, now - since)
+            bid = bid_of(workload) if known_bid is None else known_bid
+            uid = workload.uid
+            victim = Victim(workload, uid, tier, guaranteed, bid, gpus, started, lost)
+            keyed.append((bid, lost, -started, uid, position, victim))
+        keyed.sort()  # plain tuples; the position keeps a full tie stable
+        return [entry[5] for entry in keyed]
 
     def _class_gpus_by_node(self, key: VictimClass) -> dict[str, int]:
         """GPUs held per node name by the running workloads of one class (cached)."""
@@ -369,12 +377,9 @@ class _Trial:
         if stop_at is None:
             return None
         best: list[tuple[Victim, PreemptionCause]] | None = None
+        by_node = _by_node(state, chosen)
         for target in list(self.fit_nodes):
-            on_node = [
-                pair
-                for pair in chosen
-                if any(ns is target for ns, _ in victim_slots(state, pair[0]))
-            ]
+            on_node = by_node.get(target, [])
             single = _Trial(state, self.g, 1)
             prefix: list[tuple[Victim, PreemptionCause]] = []
             for pair in on_node:
@@ -402,6 +407,23 @@ class _Trial:
             else:
                 self.add(victim)
         return [pair for position, pair in enumerate(chosen) if position not in spared]
+
+
+def _by_node(
+    state: ClusterState, chosen: list[tuple[Victim, PreemptionCause]]
+) -> dict[NodeState, list[tuple[Victim, PreemptionCause]]]:
+    """The chosen victims holding a releasable GPU on each node, in the order chosen."""
+    by_node: dict[NodeState, list[tuple[Victim, PreemptionCause]]] = {}
+    for pair in chosen:
+        last: NodeState | None = None
+        for ns, _ in victim_slots(state, pair[0]):
+            if ns is last:
+                continue
+            last = ns
+            members = by_node.setdefault(ns, [])
+            if not members or members[-1] is not pair:
+                members.append(pair)
+    return by_node
 
 
 def victim_slots(state: ClusterState, victim: Victim) -> list[tuple[NodeState, int]]:

@@ -315,9 +315,16 @@ class Simulator:
             tenants=MappingProxyType(self.tenants),
             workloads=MappingProxyType(self.active),
         )
-        started = time.perf_counter()
         with paused_gc():
-            decisions = self.policy.decide(snapshot)
+            # The collector stays off until the decisions are applied and dropped (when
+            # _decide_and_apply returns): what the cycle built is freed by reference
+            # counting instead of being scanned first.
+            self._decide_and_apply(snapshot)
+        self.unallocatable_idle = self._unallocatable_idle()
+
+    def _decide_and_apply(self, snapshot: Snapshot) -> None:
+        started = time.perf_counter()
+        decisions = self.policy.decide(snapshot)
         self.metrics.cycle_wall_s += time.perf_counter() - started
         self.metrics.cycles += 1
         for uid, preemption in decisions.preemptions.items():
@@ -341,7 +348,6 @@ class Simulator:
                 tenant = TenantName(record.job.tenant)
                 rates[tenant] = rates.get(tenant, 0.0) + price * record.gpus
             self.spend_rate = rates
-        self.unallocatable_idle = self._unallocatable_idle()
 
     def _unallocatable_idle(self) -> float:
         """Idle GPUs while a waiting job small enough for them cannot be placed."""
