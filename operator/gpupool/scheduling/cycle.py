@@ -218,12 +218,14 @@ class _Cycle:
                 members.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
-            bid = (
-                bidder.raw(workload) if tenant is None else bidder.effective(workload, tenant, gpus)
-            )
-            bids[uid] = bid
             allocation = workload.allocation
             assert allocation is not None
+            bid = (
+                bidder.raw(workload)
+                if tenant is None
+                else bidder.effective_running(workload, allocation, tenant, gpus)
+            )
+            bids[uid] = bid
             if (
                 tenant is not None
                 and bid < reserve
@@ -272,7 +274,8 @@ class _Cycle:
 
     def order_pending(self) -> list[_Entry]:
         tenants = self.tenants
-        effective = self.bidder.effective
+        # One call per pending workload, not three (its bid at this cycle's clock).
+        effective = self.bidder.effective_pending
         # (-tier, -bid, submitted, UID: the order), workload, bid, GPUs of its smallest
         # gang, GPUs of its full gang.
         keyed: list[tuple[int, float, float, str, Workload, float, float, float]] = []
@@ -319,6 +322,9 @@ class _Cycle:
             for name, tenant in tenants.items()
         }
         inside = self._inside_guarantee(keyed, headroom)
+        if not inside:
+            # Every entry borrows: the tier grouping below keeps the sorted order as is.
+            return [(entry[4], entry[5], False, entry[6]) for entry in keyed]
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
@@ -343,7 +349,10 @@ class _Cycle:
     ) -> set[WorkloadUid]:
         """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
         (per tier) in bid order or, with ``GuaranteeOrder.ARRIVAL``, submission order."""
-        candidates = [entry for entry in keyed if headroom.get(entry[4].tenant, 0.0) > 0]
+        with_room = {name for name, room in headroom.items() if room > 0}
+        if not with_room:
+            return set()
+        candidates = [entry for entry in keyed if entry[4].tenant in with_room]
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
             candidates.sort(key=lambda entry: (entry[0], entry[2], entry[3]))
         inside: set[WorkloadUid] = set()
