@@ -31,6 +31,7 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
@@ -409,13 +410,7 @@ class _Cycle:
                     else (shown <= 0 and (lowest is None or bid <= lowest * margin))
                 )
                 if hopeless:
-                    end = position
-                    while (
-                        end < count
-                        and ordered[end][2] is guaranteed
-                        and (int(ordered[end][0].tier) == tier)
-                    ):
-                        end += 1
+                    end = _phase_end(ordered, position, tier, guaranteed)
                     self._lose_in_bulk(ordered, position - 1, end, shown, guaranteed)
                     position = end
                     continue
@@ -830,6 +825,20 @@ def _reasons(
             code, needed, free_at_tier, workload.tier, bid, shown_price, detail
         )
     return waiting
+
+
+def _phase_key(entry: _Entry) -> tuple[int, bool]:
+    return -int(entry[0].tier), not entry[2]
+
+
+def _phase_end(ordered: list[_Entry], start: int, tier: int, guaranteed: bool) -> int:
+    """Index after the last entry of the phase (``tier``, ``guaranteed``) from ``start``.
+
+    ``ordered`` is sorted by phase (tier down, work inside a guarantee first), so a
+    binary search finds it: a scan of the bulk-lost tail cost as much as the cycle's
+    placements in the replay.
+    """
+    return bisect_right(ordered, (-tier, not guaranteed), lo=start, key=_phase_key)
 
 
 def _valid_shape(workload: Workload) -> bool:
