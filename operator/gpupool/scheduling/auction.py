@@ -162,10 +162,7 @@ class Bidder:
             waited = now - workload.submitted_at - attained
             hint = workload.expected_duration_s
             if hint is not None and hint > 0:
-                remaining = hint - attained
-                floor = 0.1 * hint
-                if floor > remaining:  # max(hint - attained, 0.1 * hint)
-                    remaining = floor
+                remaining = max(hint - attained, 0.1 * hint)
             else:
                 remaining = attained if attained > prior else prior
             denominator = attained + remaining
@@ -210,10 +207,7 @@ class Bidder:
             waited = now - workload.submitted_at - attained
             hint = workload.expected_duration_s
             if hint is not None and hint > 0:
-                remaining = hint - attained
-                floor = 0.1 * hint
-                if floor > remaining:  # max(hint - attained, 0.1 * hint)
-                    remaining = floor
+                remaining = max(hint - attained, 0.1 * hint)
             else:
                 remaining = attained if attained > prior else prior
             denominator = attained + remaining
