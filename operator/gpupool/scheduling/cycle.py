@@ -560,7 +560,8 @@ class _Cycle:
         index it goes at. Keeps only what it reads, like :meth:`_bulk_expander`."""
         runs = list(self.doomed)
         reserve = self.config.reserve_price_per_gpu_hour
-        state = self.state
+        # Numbers, not the state: the cycle's scratch state must not outlive run_cycle.
+        usable = (self.state.usable_total, self.state.max_usable_per_node)
         bidder = self.bidder
         tenants = self.tenants
         outcomes: list[_DoomedOutcomes] = []
@@ -596,7 +597,7 @@ class _Cycle:
                             else WaitCode.BELOW_RESERVE
                         )
                         losses.append((workload, code, minimum, 0.0, bid, True))
-                    elif _too_large(state, workload, minimum):
+                    elif _too_large(usable, workload, minimum):
                         fixed.append(
                             (
                                 uid,
@@ -705,7 +706,7 @@ class _Cycle:
                 continue
             if bid < reserve:
                 return  # sorted by bid: no capacity loser below this one
-            if _too_large(state, workload, minimum):
+            if _too_large((state.usable_total, state.max_usable_per_node), workload, minimum):
                 continue
             if bid > self.highest_losing_bid_or_zero:
                 self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
@@ -1029,10 +1030,11 @@ def _shape(workload: Workload) -> _Shape:
     )
 
 
-def _too_large(state: ClusterState, workload: Workload, minimum: float) -> bool:
-    """``place_pending``'s too-large test (usable totals are fixed once the state is built)."""
+def _too_large(usable: tuple[int, int], workload: Workload, minimum: float) -> bool:
+    """``place_pending``'s too-large test; ``usable``: the state's (usable total, most
+    usable on a node), fixed once the state is built."""
     g = workload.gpus_per_replica if workload.gpu_share is None else 1
-    return minimum > state.usable_total + _EPSILON or g > state.max_usable_per_node
+    return minimum > usable[0] + _EPSILON or g > usable[1]
 
 
 def _phase_key(entry: _Entry) -> tuple[int, bool]:
