@@ -28,7 +28,7 @@ import math
 
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.fairness import fairness_bid
-from gpupool.scheduling.model import Tenant, Workload
+from gpupool.scheduling.model import Allocation, Tenant, Workload
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -143,6 +143,93 @@ class Bidder:
             queued = at - (workload.submitted_at if queued_at is None else queued_at)
             bid += (queued if queued > 0 else 0.0) / self._aging_s
         return bid
+
+    def effective_pending(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
+        """:meth:`effective` of a pending workload (``allocation is None``), inlined.
+
+        For speed: one Python call per pending workload instead of three (the replay's
+        queue is bid every cycle); the arithmetic is :meth:`_unscaled` at ``now`` with
+        ``pending=True`` followed by :meth:`effective`, operation for operation, so the
+        result is bit-identical.
+        """
+        explicit = workload.bid_per_gpu_hour
+        if explicit is not None:
+            bid = explicit if explicit > 0.0 else 0.0
+        else:
+            now = self._now
+            attained = workload.attained_service_s
+            prior = self._prior
+            waited = now - workload.submitted_at - attained
+            hint = workload.expected_duration_s
+            if hint is not None and hint > 0:
+                remaining = max(hint - attained, 0.1 * hint)
+            else:
+                remaining = attained if attained > prior else prior
+            denominator = attained + remaining
+            if denominator <= 0:
+                rho = 1.0
+            else:
+                rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
+            bonus = 1.0 + self._bonus * prior / (prior + attained) if prior > 0 else 1.0
+            bid = rho * bonus
+            if self._aging_s > 0 and (workload.preemptions > 0 or self._aging_all):
+                queued_at = workload.queued_at
+                queued = now - (workload.submitted_at if queued_at is None else queued_at)
+                bid += (queued if queued > 0 else 0.0) / self._aging_s
+            bid = self._base * bid
+            bid = bid if bid < self._max_bid else self._max_bid
+        hours = self._hours
+        if gpus <= 0 or hours <= 0:
+            return bid
+        balance = tenant.credit_balance
+        income = tenant.credits_per_hour
+        budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * hours
+        cap = budget / (gpus * hours)
+        return bid if bid < cap else cap
+
+    def effective_running(
+        self, workload: Workload, allocation: Allocation, tenant: Tenant, gpus: float
+    ) -> float:
+        """:meth:`effective` of a running workload (``allocation`` is its allocation), inlined.
+
+        For speed, like :meth:`effective_pending`: :meth:`raw` and :meth:`_unscaled` (with
+        ``pending=False``, so no aging) operation for operation, bit-identical.
+        """
+        explicit = workload.bid_per_gpu_hour
+        if explicit is not None:
+            bid = explicit if explicit > 0.0 else 0.0
+        else:
+            now = self._now
+            started = allocation.started_at
+            before = workload.attained_service_s
+            attained = before + now - started if now > started else before
+            prior = self._prior
+            waited = now - workload.submitted_at - attained
+            hint = workload.expected_duration_s
+            if hint is not None and hint > 0:
+                remaining = max(hint - attained, 0.1 * hint)
+            else:
+                remaining = attained if attained > prior else prior
+            denominator = attained + remaining
+            if denominator <= 0:
+                rho = 1.0
+            else:
+                rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
+            bonus = 1.0 + self._bonus * prior / (prior + attained) if prior > 0 else 1.0
+            bid = rho * bonus
+            if self._hold:
+                won = self._unscaled(workload, started, before, True)
+                bid = max(bid, won)
+            bid = self._base * bid
+            bid = bid if bid < self._max_bid else self._max_bid
+        hours = self._hours
+        if gpus <= 0 or hours <= 0:
+            return bid
+        balance = tenant.credit_balance
+        income = tenant.credits_per_hour
+        budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * hours
+        cap = budget / (gpus * hours)
+        return bid if bid < cap else cap
 
     def effective(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
         bid = self.raw(workload)

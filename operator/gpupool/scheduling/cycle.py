@@ -31,7 +31,9 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
+from typing import NamedTuple, TypeVar
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import (
@@ -77,6 +79,37 @@ smallest allowed gang)."""
 _Loss = tuple[Workload, WaitCode, float, float, float, bool]
 """A workload that found no GPUs: (workload, code, GPUs needed, GPUs free at its tier,
 bid, borrower)."""
+
+_Shape = tuple[int, float, int, int, int]
+"""What decides whether a pending workload fits, for the failed-shape memo of a phase:
+(GPUs per replica, share fraction, share memory, smallest gang, inference)."""
+
+
+_DoomedOutcomes = tuple[
+    list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]],
+    list[tuple[int, list[_Loss]]],
+    list[tuple[int, list[tuple[WorkloadUid, float]]]],
+]
+"""Outcomes of the doomed runs, each part with where it goes: (waiting reasons, losses,
+bids)."""
+
+
+class _DoomedRun(NamedTuple):
+    """A run of the pending order whose shapes all failed earlier in the phase, recorded
+    for lazy expansion: each entry loses exactly as the per-entry path would decide."""
+
+    start: int
+    end: int
+    available: float
+    """Free plus releasing GPUs during the run (nothing changes inside it)."""
+    shown: float
+    tenant_used: dict[TenantName, float]
+    """A copy of the GPUs per tenant during the run (the over-maximum check)."""
+    waiting_at: int
+    losses_at: int
+    bids_at: int
+    """Lengths of the waiting reasons, losses and bids when the run was cut: where its
+    outcomes go, so every mapping keeps the per-entry path's order."""
 
 
 def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
@@ -130,6 +163,10 @@ class _Cycle:
         self.bulk: list[tuple[list[_Entry], int, int, float]] = []
         """Slices of the pending order that lost in bulk: (order, start, end, GPUs shown
         free at their tier)."""
+        self.doomed: list[_DoomedRun] = []
+        """Runs of the pending order that lost because their shapes already failed."""
+        self._lowest_bids: dict[int, float] = {}
+        """The lowest bid of a running borrower per tier (set by ``place_pending``)."""
 
     def run(self) -> Decisions:
         self.index_snapshot()
@@ -218,12 +255,14 @@ class _Cycle:
                 members.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
-            bid = (
-                bidder.raw(workload) if tenant is None else bidder.effective(workload, tenant, gpus)
-            )
-            bids[uid] = bid
             allocation = workload.allocation
             assert allocation is not None
+            bid = (
+                bidder.raw(workload)
+                if tenant is None
+                else bidder.effective_running(workload, allocation, tenant, gpus)
+            )
+            bids[uid] = bid
             if (
                 tenant is not None
                 and bid < reserve
@@ -272,7 +311,8 @@ class _Cycle:
 
     def order_pending(self) -> list[_Entry]:
         tenants = self.tenants
-        effective = self.bidder.effective
+        # One call per pending workload, not three (its bid at this cycle's clock).
+        effective = self.bidder.effective_pending
         # (-tier, -bid, submitted, UID: the order), workload, bid, GPUs of its smallest
         # gang, GPUs of its full gang.
         keyed: list[tuple[int, float, float, str, Workload, float, float, float]] = []
@@ -319,6 +359,9 @@ class _Cycle:
             for name, tenant in tenants.items()
         }
         inside = self._inside_guarantee(keyed, headroom)
+        if not inside:
+            # Every entry borrows: the tier grouping below keeps the sorted order as is.
+            return [(entry[4], entry[5], False, entry[6]) for entry in keyed]
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
@@ -343,7 +386,10 @@ class _Cycle:
     ) -> set[WorkloadUid]:
         """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
         (per tier) in bid order or, with ``GuaranteeOrder.ARRIVAL``, submission order."""
-        candidates = [entry for entry in keyed if headroom.get(entry[4].tenant, 0.0) > 0]
+        with_room = {name for name, room in headroom.items() if room > 0}
+        if not with_room:
+            return set()
+        candidates = [entry for entry in keyed if entry[4].tenant in with_room]
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
             candidates.sort(key=lambda entry: (entry[0], entry[2], entry[3]))
         inside: set[WorkloadUid] = set()
@@ -366,15 +412,15 @@ class _Cycle:
         tenants = self.tenants
         bids = self.bids
         losses = self.losses
-        failed: set[tuple[int, float, int, int, int]] = set()
+        failed: set[_Shape] = set()
+        phase_end = live_from = 0
         phase_tier: int | None = None
         phase_guaranteed: bool | None = None
         preemptions = self.preemptions
         reach = shown = 0.0
         preemptions_seen = -1
-        lowest_running_bid = self._lowest_running_borrower_bids()
+        lowest_running_bid = self._lowest_bids = self._lowest_running_borrower_bids()
         may_reserve = self.config.reserve_after_s is not None
-        inference = WorkloadKind.INFERENCE
         position = 0
         count = len(ordered)
         while position < count:
@@ -386,6 +432,7 @@ class _Cycle:
             if new_phase or len(preemptions) != preemptions_seen:
                 if new_phase:
                     failed.clear()
+                    phase_end = _phase_end(ordered, position, tier, guaranteed)
                 phase_tier = tier
                 phase_guaranteed = guaranteed
                 preemptions_seen = len(preemptions)
@@ -400,15 +447,18 @@ class _Cycle:
                     else (shown <= 0 and (lowest is None or bid <= lowest * margin))
                 )
                 if hopeless:
-                    end = position
-                    while (
-                        end < count
-                        and ordered[end][2] is guaranteed
-                        and (int(ordered[end][0].tier) == tier)
-                    ):
-                        end += 1
+                    end = _phase_end(ordered, position, tier, guaranteed)
                     self._lose_in_bulk(ordered, position - 1, end, shown, guaranteed)
                     position = end
+                    continue
+            if failed and position > live_from and (not may_reserve or self.reserved):
+                # For speed: entries whose shape already failed in this phase lose without
+                # a search; find the run of them starting here and record it in one go.
+                floor = self._bulk_floor(tier, guaranteed, shown)
+                live_from = self._first_live(ordered, position - 1, phase_end, failed, floor)
+                if live_from >= position:
+                    self._lose_doomed(ordered, position - 1, live_from, shown)
+                    position = live_from
                     continue
             if not guaranteed:
                 bids[workload.uid] = bid
@@ -433,13 +483,7 @@ class _Cycle:
                 continue
             available = state.free_total + state.rel_total
             if available + reach + _EPSILON >= minimum or (share is not None and state.shared):
-                shape = (
-                    g,
-                    0.0 if share is None else share.fraction,
-                    0 if share is None else share.memory_mib,
-                    workload.replicas if workload.min_replicas is None else workload.min_replicas,
-                    1 if workload.kind is inference else 0,
-                )
+                shape = _shape(workload)
                 if shape not in failed:
                     if self._try_place(entry, tier, g, reach):
                         used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
@@ -510,6 +554,75 @@ class _Cycle:
 
         return expand
 
+    def _doomed_expander(self, ordered: list[_Entry]) -> Callable[[], _DoomedOutcomes]:
+        """Per-workload outcomes of the runs lost for failed shapes, computed when first read
+        (what the per-entry path of ``place_pending`` decides for each), each list with the
+        index it goes at. Keeps only what it reads, like :meth:`_bulk_expander`."""
+        runs = list(self.doomed)
+        reserve = self.config.reserve_price_per_gpu_hour
+        # Numbers, not the state: the cycle's scratch state must not outlive run_cycle.
+        usable = (self.state.usable_total, self.state.max_usable_per_node)
+        bidder = self.bidder
+        tenants = self.tenants
+        outcomes: list[_DoomedOutcomes] = []
+
+        def expand() -> _DoomedOutcomes:
+            if outcomes:
+                return outcomes[0]
+            fixed_parts: list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]] = []
+            loss_parts: list[tuple[int, list[_Loss]]] = []
+            bid_parts: list[tuple[int, list[tuple[WorkloadUid, float]]]] = []
+            for run in runs:
+                fixed: list[tuple[WorkloadUid, WaitingReason]] = []
+                losses: list[_Loss] = []
+                bids: list[tuple[WorkloadUid, float]] = []
+                capacity_shown = run.available + run.shown
+                for workload, bid, guaranteed, minimum in ordered[run.start : run.end]:
+                    uid = workload.uid
+                    if not guaranteed:
+                        bids.append((uid, bid))
+                    if _over_tenant_max(tenants, run.tenant_used, workload, minimum):
+                        fixed.append(
+                            (
+                                uid,
+                                WaitingReason(
+                                    WaitCode.OVER_TENANT_MAX, minimum, 0.0, workload.tier, 0.0, 0.0
+                                ),
+                            )
+                        )
+                    elif not guaranteed and bid < reserve:
+                        code = (
+                            WaitCode.NO_CREDITS
+                            if bidder.raw(workload) >= reserve
+                            else WaitCode.BELOW_RESERVE
+                        )
+                        losses.append((workload, code, minimum, 0.0, bid, True))
+                    elif _too_large(usable, workload, minimum):
+                        fixed.append(
+                            (
+                                uid,
+                                WaitingReason(
+                                    WaitCode.TOO_LARGE, minimum, 0.0, workload.tier, 0.0, 0.0
+                                ),
+                            )
+                        )
+                    else:
+                        code = (
+                            WaitCode.NO_PLACEMENT
+                            if run.available + _EPSILON >= minimum
+                            else WaitCode.NO_CAPACITY
+                        )
+                        losses.append(
+                            (workload, code, minimum, capacity_shown, bid, not guaranteed)
+                        )
+                fixed_parts.append((run.waiting_at, fixed))
+                loss_parts.append((run.losses_at, losses))
+                bid_parts.append((run.bids_at, bids))
+            outcomes.append((fixed_parts, loss_parts, bid_parts))
+            return outcomes[0]
+
+        return expand
+
     def _reserve_for(self, workload: Workload, g: int) -> bool:
         """Hold back the free GPUs of the nodes closest to fitting the workload's gang.
 
@@ -546,6 +659,58 @@ class _Cycle:
             f"{'they drain' if len(chosen) > 1 else 'it drains'}",
         )
         return True
+
+    def _bulk_floor(self, tier: int, guaranteed: bool, shown: float) -> float | None:
+        """The bid at or below which the bulk shortcut of ``place_pending`` takes the rest
+        of a borrower phase now (``None``: it does not; nothing changes inside a run of
+        failed shapes, so this holds for the whole run)."""
+        state = self.state
+        if guaranteed or shown > 0 or state.free_total > 0 or state.rel_total > 0 or state.shared:
+            return None
+        lowest = self._lowest_bids.get(tier)
+        return None if lowest is None else lowest * (1.0 + self.config.outbid_margin_ratio)
+
+    def _first_live(
+        self, ordered: list[_Entry], start: int, end: int, failed: set[_Shape], floor: float | None
+    ) -> int:
+        """The first index from ``start`` (before ``end``, the phase end) whose entry may
+        still be placed: its shape has not failed, or the bulk shortcut takes it."""
+        for index in range(start, end):
+            workload, bid, _, _ = ordered[index]
+            if (floor is not None and bid <= floor) or _shape(workload) not in failed:
+                return index
+        return end
+
+    def _lose_doomed(self, ordered: list[_Entry], start: int, end: int, shown: float) -> None:
+        """Record ``ordered[start:end]`` (shapes that failed in this phase) as waiting; their
+        reasons and bids are built when read, in the place the per-entry path puts them."""
+        state = self.state
+        self.doomed.append(
+            _DoomedRun(
+                start,
+                end,
+                state.free_total + state.rel_total,
+                shown,
+                dict(self.tenant_used),
+                len(self.waiting),
+                len(self.losses),
+                len(self.bids),
+            )
+        )
+        if ordered[start][2]:
+            return  # inside a guarantee: no bid sets the price
+        reserve = self.config.reserve_price_per_gpu_hour
+        for index in range(start, end):
+            workload, bid, _, minimum = ordered[index]
+            if self._over_tenant_max(workload, minimum):
+                continue
+            if bid < reserve:
+                return  # sorted by bid: no capacity loser below this one
+            if _too_large((state.usable_total, state.max_usable_per_node), workload, minimum):
+                continue
+            if bid > self.highest_losing_bid_or_zero:
+                self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
+            return
 
     def _lowest_running_borrower_bids(self) -> dict[int, float]:
         lowest: dict[int, float] = {}
@@ -729,12 +894,14 @@ class _Cycle:
         bulk = self.bulk
         exhausted = self.victim_index is not None and self.victim_index.exhausted
         expand = self._bulk_expander()
+        expand_doomed = self._doomed_expander(ordered)
 
         def reasons() -> dict[WorkloadUid, WaitingReason]:
             more_fixed, more_losses = expand()
+            doomed_fixed, doomed_losses, _ = expand_doomed()
             return _reasons(
-                {**fixed, **more_fixed},
-                losses + more_losses,
+                {**dict(_splice(list(fixed.items()), doomed_fixed)), **more_fixed},
+                _splice(losses, doomed_losses) + more_losses,
                 ask=ask,
                 reserve=reserve,
                 exhausted=exhausted,
@@ -745,6 +912,8 @@ class _Cycle:
             waiting_uids.update(loss[0].uid for loss in losses)
             for order, start, end, _ in bulk:
                 waiting_uids.update(entry[0].uid for entry in order[start:end])
+            for run in doomed:
+                waiting_uids.update(entry[0].uid for entry in ordered[run.start : run.end])
             numbered: dict[WorkloadUid, int] = {}
             for entry in ordered:
                 uid = entry[0].uid
@@ -756,9 +925,10 @@ class _Cycle:
             return numbered
 
         known_bids = self.bids
+        doomed = self.doomed
 
         def all_bids() -> dict[WorkloadUid, float]:
-            merged = dict(known_bids)
+            merged = dict(_splice(list(known_bids.items()), expand_doomed()[2]))
             for order, start, end, _ in bulk:
                 for workload, bid, guaranteed, _ in order[start:end]:
                     if not guaranteed:
@@ -771,7 +941,7 @@ class _Cycle:
             preemptions=self.preemptions,
             clearing_price_per_gpu_hour=price,
             prices=prices,
-            bids=LazyMapping(all_bids) if bulk else self.bids,
+            bids=LazyMapping(all_bids) if bulk or doomed else self.bids,
             waiting=LazyMapping(reasons),
             queue_positions=LazyMapping(positions),
         )
@@ -821,6 +991,64 @@ def _reasons(
             code, needed, free_at_tier, workload.tier, bid, shown_price, detail
         )
     return waiting
+
+
+_T = TypeVar("_T")
+
+
+def _splice(items: list[_T], parts: list[tuple[int, list[_T]]]) -> list[_T]:
+    """``items`` with each part inserted before the item at its index (indexes ascending,
+    all into the original ``items``)."""
+    if not parts:
+        return items
+    out: list[_T] = []
+    previous = 0
+    for at, part in parts:
+        out.extend(items[previous:at])
+        out.extend(part)
+        previous = at
+    out.extend(items[previous:])
+    return out
+
+
+def _shape(workload: Workload) -> _Shape:
+    share = workload.gpu_share
+    if share is None:
+        return (
+            workload.gpus_per_replica,
+            0.0,
+            0,
+            workload.replicas if workload.min_replicas is None else workload.min_replicas,
+            1 if workload.kind is WorkloadKind.INFERENCE else 0,
+        )
+    return (
+        1,
+        share.fraction,
+        share.memory_mib,
+        workload.replicas if workload.min_replicas is None else workload.min_replicas,
+        1 if workload.kind is WorkloadKind.INFERENCE else 0,
+    )
+
+
+def _too_large(usable: tuple[int, int], workload: Workload, minimum: float) -> bool:
+    """``place_pending``'s too-large test; ``usable``: the state's (usable total, most
+    usable on a node), fixed once the state is built."""
+    g = workload.gpus_per_replica if workload.gpu_share is None else 1
+    return minimum > usable[0] + _EPSILON or g > usable[1]
+
+
+def _phase_key(entry: _Entry) -> tuple[int, bool]:
+    return -int(entry[0].tier), not entry[2]
+
+
+def _phase_end(ordered: list[_Entry], start: int, tier: int, guaranteed: bool) -> int:
+    """Index after the last entry of the phase (``tier``, ``guaranteed``) from ``start``.
+
+    ``ordered`` is sorted by phase (tier down, work inside a guarantee first), so a
+    binary search finds it: a scan of the bulk-lost tail cost as much as the cycle's
+    placements in the replay.
+    """
+    return bisect_right(ordered, (-tier, not guaranteed), lo=start, key=_phase_key)
 
 
 def _valid_shape(workload: Workload) -> bool:

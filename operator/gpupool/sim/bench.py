@@ -228,3 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["Workload", "bench_cycle", "evolve", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -389,6 +389,23 @@ def test_fast_bidder_matches_the_reference_functions(
 
 
 @PROPERTY
+@given(snapshots(), st.sampled_from([CONFIG, AGED_HOLDING]))
+def test_inlined_bids_of_pending_and_running_workloads_match_effective(
+    snapshot: Snapshot, config: PoolConfig
+) -> None:
+    bidder = Bidder(snapshot.now, config)
+    for workload in snapshot.workloads.values():
+        tenant = snapshot.tenants[workload.tenant]
+        for gpus in (workload.requested_gpus, 0.0):
+            expected = bidder.effective(workload, tenant, gpus)
+            allocation = workload.allocation
+            if allocation is None:
+                assert bidder.effective_pending(workload, tenant, gpus) == expected
+            else:
+                assert bidder.effective_running(workload, allocation, tenant, gpus) == expected
+
+
+@PROPERTY
 @given(snapshots())
 def test_a_running_workload_holding_its_winning_bid_never_bids_below_it(
     snapshot: Snapshot,
