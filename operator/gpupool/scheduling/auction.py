@@ -115,7 +115,7 @@ class Bidder:
         else:
             started = allocation.started_at
             bid = self._unscaled(
-                workload, now, attained + now - started if now > started else attained, False
+                workload, now, attained + (now - started) if now > started else attained, False
             )
             if self._hold:
                 won = self._unscaled(workload, started, attained, True)
@@ -178,14 +178,7 @@ class Bidder:
                 bid += (queued if queued > 0 else 0.0) / self._aging_s
             bid = self._base * bid
             bid = bid if bid < self._max_bid else self._max_bid
-        hours = self._hours
-        if gpus <= 0 or hours <= 0:
-            return bid
-        balance = tenant.credit_balance
-        income = tenant.credits_per_hour
-        budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * hours
-        cap = budget / (gpus * hours)
-        return bid if bid < cap else cap
+        return self._capped(bid, tenant, gpus)
 
     def effective_running(
         self, workload: Workload, allocation: Allocation, tenant: Tenant, gpus: float
@@ -202,7 +195,7 @@ class Bidder:
             now = self._now
             started = allocation.started_at
             before = workload.attained_service_s
-            attained = before + now - started if now > started else before
+            attained = before + (now - started) if now > started else before
             prior = self._prior
             waited = now - workload.submitted_at - attained
             hint = workload.expected_duration_s
@@ -222,6 +215,14 @@ class Bidder:
                 bid = max(bid, won)
             bid = self._base * bid
             bid = bid if bid < self._max_bid else self._max_bid
+        return self._capped(bid, tenant, gpus)
+
+    def effective(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
+        return self._capped(self.raw(workload), tenant, gpus)
+
+    def _capped(self, bid: float, tenant: Tenant, gpus: float) -> float:
+        """``bid`` capped by what the tenant's credits pay for ``gpus`` over the horizon
+        (:func:`credit_cap_per_gpu_hour`)."""
         hours = self._hours
         if gpus <= 0 or hours <= 0:
             return bid
@@ -229,14 +230,4 @@ class Bidder:
         income = tenant.credits_per_hour
         budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * hours
         cap = budget / (gpus * hours)
-        return bid if bid < cap else cap
-
-    def effective(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
-        bid = self.raw(workload)
-        if gpus <= 0 or self._hours <= 0:
-            return bid
-        balance = tenant.credit_balance
-        income = tenant.credits_per_hour
-        budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * self._hours
-        cap = budget / (gpus * self._hours)
         return bid if bid < cap else cap

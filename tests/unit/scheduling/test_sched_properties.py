@@ -13,8 +13,10 @@ from gpupool.scheduling import (
     Allocation,
     Decisions,
     GpuShare,
+    NodeName,
     PoolConfig,
     PreemptionCause,
+    ReplicaPlacement,
     Snapshot,
     Tenant,
     TenantName,
@@ -419,3 +421,26 @@ def test_a_running_workload_holding_its_winning_bid_never_bids_below_it(
         now = max(snapshot.now, allocation.started_at)
         assert raw_bid(workload, now, AGED_HOLDING) >= won
         assert raw_bid(workload, now, CONFIG) <= raw_bid(workload, now, AGED_HOLDING)
+
+
+def test_fast_bidder_adds_the_current_run_exactly_like_the_reference() -> None:
+    # (1343.6 + 16112.0) - 8474.3 != 1343.6 + (16112.0 - 8474.3) in floating point: the
+    # fast paths must associate like the reference, or bids (and sort orders) drift.
+    workload = Workload(
+        uid=WorkloadUid("w"),
+        name="w",
+        tenant=TenantName("t"),
+        attained_service_s=1343.6,
+        allocation=Allocation(
+            replicas=(ReplicaPlacement(node=NodeName("n"), gpu_indices=(0,)),), started_at=8474.3
+        ),
+    )
+    tenant = Tenant(name=TenantName("t"), credits_per_hour=1.0, credit_balance=1.0)
+    for config in (CONFIG, AGED_HOLDING):
+        bidder = Bidder(16112.0, config)
+        reference = raw_bid(workload, 16112.0, config)
+        assert bidder.raw(workload) == reference
+        assert workload.allocation is not None
+        assert bidder.effective_running(workload, workload.allocation, tenant, 1.0) == (
+            effective_bid(workload, tenant, 1.0, 16112.0, config)
+        )
