@@ -14,6 +14,7 @@ or reclaimed).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 
 from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
@@ -48,7 +49,9 @@ def split_running(
             continue
         # Decorated with the order of the module docstring (tier, start, UID), built inline
         # and compared as plain tuples (no Python call per member); the position breaks
-        # a full tie the way a stable sort would, so a workload is never compared.
+        # a full tie the way a stable sort would, so a workload is never compared. A heap,
+        # not a sort: first-fit stops once not even the smallest member fits, which is
+        # usually long before the end of a tenant that borrows a lot.
         keyed = [
             (
                 -workload.tier,
@@ -60,9 +63,11 @@ def split_running(
             )
             for position, (workload, gpus) in enumerate(members)
         ]
-        keyed.sort()
+        smallest = min(gpus for _, gpus in members)
+        heapq.heapify(keyed)
         total = 0.0
-        for _, _, _, _, workload, gpus in keyed:
+        while keyed and total + smallest <= guarantee:
+            _, _, _, _, workload, gpus = heapq.heappop(keyed)
             if total + gpus <= guarantee:
                 total += gpus
                 inside.add(workload.uid)

@@ -28,6 +28,7 @@ order allows.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -93,6 +94,34 @@ RunningEntry = tuple[Workload, float, bool, "float | None"]
 """A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None)."""
 
 
+class VictimQueue:
+    """One class's victims in victim order, sorted lazily: a heap of decorated entries
+    (the position makes every key distinct, so popping gives exactly the sorted order),
+    popped and turned into :class:`Victim` only as far as a search reads."""
+
+    __slots__ = ("_heap", "_out", "_tier")
+
+    def __init__(
+        self, keyed: list[tuple[float, float, float, WorkloadUid, int, RunningEntry]], *, tier: int
+    ) -> None:
+        heapq.heapify(keyed)
+        self._heap = keyed
+        self._out: list[Victim] = []
+        self._tier = tier
+
+    def __len__(self) -> int:
+        return len(self._out) + len(self._heap)
+
+    def __getitem__(self, index: int) -> Victim:
+        out = self._out
+        heap = self._heap
+        while len(out) <= index:
+            bid, lost, neg_started, uid, _, entry = heapq.heappop(heap)
+            workload, gpus, guaranteed, _ = entry
+            out.append(Victim(workload, uid, self._tier, guaranteed, bid, gpus, -neg_started, lost))
+        return out[index]
+
+
 class VictimIndex:
     """Running workloads grouped by (tier, guaranteed), each group sorted in victim order
     the first time a search reaches it (most cycles never sort most groups)."""
@@ -106,39 +135,38 @@ class VictimIndex:
         visit_budget: int,
     ) -> None:
         """``groups``: the running workloads of each class (``(int(tier), guaranteed)``)."""
-        self._unsorted: dict[VictimClass, list[RunningEntry]] = dict(groups)
+        self._groups: dict[VictimClass, list[RunningEntry]] = dict(groups)
         self._node_class: dict[VictimClass, dict[str, int]] = {}
         self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
         self._useful: dict[tuple[frozenset[VictimClass], int], tuple[set[NodeState], int]] = {}
         self._bid_of = bid_of
         self._now = now
-        self.classes: dict[VictimClass, list[Victim]] = {}
+        self.classes: dict[VictimClass, VictimQueue] = {}
         self.taken: set[WorkloadUid] = set()
         self.cursor: dict[VictimClass, int] = {}
         self.visits_left = visit_budget
         self.exhausted = False
         """True once a search stopped because the cycle's visit budget ran out."""
 
-    def members(self, key: VictimClass) -> list[Victim]:
+    def members(self, key: VictimClass) -> VictimQueue:
         members = self.classes.get(key)
         if members is None:
-            members = self._sorted_victims(key)
+            members = self._victim_queue(key)
             self.classes[key] = members
         return members
 
-    def _sorted_victims(self, key: VictimClass) -> list[Victim]:
-        """The class's victims in ``Victim.order_key`` order.
+    def _victim_queue(self, key: VictimClass) -> VictimQueue:
+        """The class's victims in ``Victim.order_key`` order, built as far as read.
 
-        Builds what :func:`make_victim` builds, inlined, and sorts tuples decorated with
-        the key (tier and guaranteed are the class's own, so the key leaves them out): a
-        class can hold tens of thousands of workloads.
+        Decorates each running entry with the key (tier and guaranteed are the class's
+        own, so the key leaves them out) in a heap: a class can hold tens of thousands
+        of workloads and a cycle usually reads a few of them.
         """
         bid_of = self._bid_of
         now = self._now
-        tier = key[0]
-        keyed: list[tuple[float, float, float, str, int, Victim]] = []
-        entries = self._unsorted.pop(key, ())
-        for position, (workload, gpus, guaranteed, known_bid) in enumerate(entries):
+        keyed: list[tuple[float, float, float, WorkloadUid, int, RunningEntry]] = []
+        for position, entry in enumerate(self._groups.get(key, ())):
+            workload, _, _, known_bid = entry
             allocation = workload.allocation
             assert allocation is not None
             started = allocation.started_at
@@ -146,24 +174,15 @@ class VictimIndex:
             since = started if checkpoint is None else max(started, checkpoint)
             lost = max(0.0, now - since)
             bid = bid_of(workload) if known_bid is None else known_bid
-            uid = workload.uid
-            victim = Victim(workload, uid, tier, guaranteed, bid, gpus, started, lost)
-            keyed.append((bid, lost, -started, uid, position, victim))
-        keyed.sort()  # plain tuples; the position keeps a full tie stable
-        return [entry[5] for entry in keyed]
+            keyed.append((bid, lost, -started, workload.uid, position, entry))
+        return VictimQueue(keyed, tier=key[0])
 
     def _class_gpus_by_node(self, key: VictimClass) -> dict[str, int]:
         """GPUs held per node name by the running workloads of one class (cached)."""
         counts = self._node_class.get(key)
         if counts is None:
             counts = {}
-            members = self.classes.get(key)
-            entries = (
-                [(victim.workload, 0.0, False, None) for victim in members]
-                if members is not None
-                else self._unsorted.get(key, [])
-            )
-            for workload, _, _, _ in entries:
+            for workload, _, _, _ in self._groups.get(key, ()):
                 allocation = workload.allocation
                 if allocation is None:
                     continue
