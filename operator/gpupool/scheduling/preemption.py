@@ -378,6 +378,13 @@ class _Trial:
         for pair in candidates:
             slots = pair[0].slots
             if slots is None:
+                # Most victims sit on nodes that cannot help: rule those out on the slots
+                # they hold before filtering them into releasable ones.
+                for ns, _ in state.held_slots(pair[0].workload):
+                    if ns in useful:
+                        break
+                else:
+                    continue
                 slots = victim_slots(state, pair[0])
             for ns, _ in slots:
                 if ns in useful:
