@@ -38,9 +38,7 @@ from typing import NamedTuple, TypeVar
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import (
     CLAIMED,
-    FREE,
     RELEASING,
-    UNUSABLE,
     ClusterState,
     NodeState,
 )
@@ -67,27 +65,25 @@ from gpupool.scheduling.preemption import (
     make_victim,
     release_victim,
 )
+from gpupool.scheduling.reasons import Loss, waiting_reasons
+from gpupool.scheduling.shapes import (
+    EPSILON,
+    Shape,
+    closest_to_fitting,
+    shape_of,
+    too_large_for,
+    valid_shape,
+)
 from gpupool.scheduling.snapshot import Snapshot
-
-_EPSILON = 1e-9
-_CAPACITY_CODES = (WaitCode.NO_CAPACITY, WaitCode.NO_PLACEMENT)
 
 _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
 smallest allowed gang)."""
 
-_Loss = tuple[Workload, WaitCode, float, float, float, bool]
-"""A workload that found no GPUs: (workload, code, GPUs needed, GPUs free at its tier,
-bid, borrower)."""
-
-_Shape = tuple[int, float, int, int, int]
-"""What decides whether a pending workload fits, for the failed-shape memo of a phase:
-(GPUs per replica, share fraction, share memory, smallest gang, inference)."""
-
 
 _DoomedOutcomes = tuple[
     list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]],
-    list[tuple[int, list[_Loss]]],
+    list[tuple[int, list[Loss]]],
     list[tuple[int, list[tuple[WorkloadUid, float]]]],
 ]
 """Outcomes of the doomed runs, each part with where it goes: (waiting reasons, losses,
@@ -136,7 +132,7 @@ class _Cycle:
         self.prices: dict[WorkloadUid, float] = {}
         self.bids: dict[WorkloadUid, float] = {}
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
-        self.losses: list[_Loss] = []
+        self.losses: list[Loss] = []
         self.pending: list[Workload] = []
         self.running: list[tuple[Workload, float]] = []
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
@@ -327,13 +323,13 @@ class _Cycle:
             per_replica: float
             if share is None:
                 per_replica = workload.gpus_per_replica
-                # _valid_shape of a whole-GPU workload, inlined (20,000 calls a cycle).
+                # valid_shape of a whole-GPU workload, inlined (20,000 calls a cycle).
                 valid = (
                     per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
                 )
             else:
                 per_replica = share.fraction
-                valid = _valid_shape(workload)
+                valid = valid_shape(workload)
             if not valid:
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
@@ -412,7 +408,7 @@ class _Cycle:
         tenants = self.tenants
         bids = self.bids
         losses = self.losses
-        failed: set[_Shape] = set()
+        failed: set[Shape] = set()
         phase_end = live_from = 0
         phase_tier: int | None = None
         phase_guaranteed: bool | None = None
@@ -464,7 +460,7 @@ class _Cycle:
                 bids[workload.uid] = bid
             tenant = tenants[workload.tenant]
             if tenant.max_gpus is not None and used.get(workload.tenant, 0.0) + minimum > (
-                tenant.max_gpus + _EPSILON
+                tenant.max_gpus + EPSILON
             ):
                 self._wait_fixed(workload, WaitCode.OVER_TENANT_MAX, minimum)
                 continue
@@ -478,12 +474,12 @@ class _Cycle:
                 continue
             share = workload.gpu_share
             g = workload.gpus_per_replica if share is None else 1
-            if minimum > state.usable_total + _EPSILON or g > state.max_usable_per_node:
+            if minimum > state.usable_total + EPSILON or g > state.max_usable_per_node:
                 self._wait_fixed(workload, WaitCode.TOO_LARGE, minimum)
                 continue
             available = state.free_total + state.rel_total
-            if available + reach + _EPSILON >= minimum or (share is not None and state.shared):
-                shape = _shape(workload)
+            if available + reach + EPSILON >= minimum or (share is not None and state.shared):
+                shape = shape_of(workload)
                 if shape not in failed:
                     if self._try_place(entry, tier, g, reach):
                         used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
@@ -500,16 +496,14 @@ class _Cycle:
                 if not guaranteed and bid > self.highest_losing_bid_or_zero:
                     self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
                 continue
-            code = (
-                WaitCode.NO_PLACEMENT if available + _EPSILON >= minimum else WaitCode.NO_CAPACITY
-            )
+            code = WaitCode.NO_PLACEMENT if available + EPSILON >= minimum else WaitCode.NO_CAPACITY
             losses.append((workload, code, minimum, available + shown, bid, not guaranteed))
             if not guaranteed and bid > self.highest_losing_bid_or_zero:
                 self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
 
     def _bulk_expander(
         self,
-    ) -> Callable[[], tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]]:
+    ) -> Callable[[], tuple[dict[WorkloadUid, WaitingReason], list[Loss]]]:
         """Per-workload outcomes of the slices lost in bulk, computed when first read.
 
         The closure keeps only what it reads (never ``self``): the cycle's scratch state
@@ -526,9 +520,9 @@ class _Cycle:
         def over_max(workload: Workload, minimum: float) -> bool:
             return _over_tenant_max(tenants, tenant_used, workload, minimum)
 
-        def expand() -> tuple[dict[WorkloadUid, WaitingReason], list[_Loss]]:
+        def expand() -> tuple[dict[WorkloadUid, WaitingReason], list[Loss]]:
             fixed: dict[WorkloadUid, WaitingReason] = {}
-            losses: list[_Loss] = []
+            losses: list[Loss] = []
             for order, start, end, shown in bulk:
                 for workload, bid, guaranteed, minimum in order[start:end]:
                     if over_max(workload, minimum):
@@ -542,7 +536,7 @@ class _Cycle:
                             else WaitCode.BELOW_RESERVE
                         )
                         losses.append((workload, code, minimum, 0.0, bid, True))
-                    elif minimum > usable_total + _EPSILON:
+                    elif minimum > usable_total + EPSILON:
                         fixed[workload.uid] = WaitingReason(
                             WaitCode.TOO_LARGE, minimum, 0.0, workload.tier, 0.0, 0.0
                         )
@@ -570,11 +564,11 @@ class _Cycle:
             if outcomes:
                 return outcomes[0]
             fixed_parts: list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]] = []
-            loss_parts: list[tuple[int, list[_Loss]]] = []
+            loss_parts: list[tuple[int, list[Loss]]] = []
             bid_parts: list[tuple[int, list[tuple[WorkloadUid, float]]]] = []
             for run in runs:
                 fixed: list[tuple[WorkloadUid, WaitingReason]] = []
-                losses: list[_Loss] = []
+                losses: list[Loss] = []
                 bids: list[tuple[WorkloadUid, float]] = []
                 capacity_shown = run.available + run.shown
                 for workload, bid, guaranteed, minimum in ordered[run.start : run.end]:
@@ -597,7 +591,7 @@ class _Cycle:
                             else WaitCode.BELOW_RESERVE
                         )
                         losses.append((workload, code, minimum, 0.0, bid, True))
-                    elif _too_large(usable, workload, minimum):
+                    elif too_large_for(usable, workload, minimum):
                         fixed.append(
                             (
                                 uid,
@@ -609,7 +603,7 @@ class _Cycle:
                     else:
                         code = (
                             WaitCode.NO_PLACEMENT
-                            if run.available + _EPSILON >= minimum
+                            if run.available + EPSILON >= minimum
                             else WaitCode.NO_CAPACITY
                         )
                         losses.append(
@@ -640,7 +634,7 @@ class _Cycle:
             return False
         candidates: list[tuple[tuple[int, int], list[int], NodeState]] = []
         for ns in self.state.nodes:
-            best = _closest_to_fitting(ns, g)
+            best = closest_to_fitting(ns, g)
             if best is not None:
                 candidates.append((best[0], best[1], ns))
         if not candidates:
@@ -671,13 +665,13 @@ class _Cycle:
         return None if lowest is None else lowest * (1.0 + self.config.outbid_margin_ratio)
 
     def _first_live(
-        self, ordered: list[_Entry], start: int, end: int, failed: set[_Shape], floor: float | None
+        self, ordered: list[_Entry], start: int, end: int, failed: set[Shape], floor: float | None
     ) -> int:
         """The first index from ``start`` (before ``end``, the phase end) whose entry may
         still be placed: its shape has not failed, or the bulk shortcut takes it."""
         for index in range(start, end):
             workload, bid, _, _ = ordered[index]
-            if (floor is not None and bid <= floor) or _shape(workload) not in failed:
+            if (floor is not None and bid <= floor) or shape_of(workload) not in failed:
                 return index
         return end
 
@@ -706,7 +700,7 @@ class _Cycle:
                 continue
             if bid < reserve:
                 return  # sorted by bid: no capacity loser below this one
-            if _too_large((state.usable_total, state.max_usable_per_node), workload, minimum):
+            if too_large_for((state.usable_total, state.max_usable_per_node), workload, minimum):
                 continue
             if bid > self.highest_losing_bid_or_zero:
                 self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
@@ -732,7 +726,7 @@ class _Cycle:
             workload, bid, _, minimum = ordered[index]
             if bid < reserve:
                 return  # sorted by bid: no capacity loser below this one
-            too_large = minimum > state.usable_total + _EPSILON
+            too_large = minimum > state.usable_total + EPSILON
             if not too_large and not self._over_tenant_max(workload, minimum):
                 if bid > self.highest_losing_bid_or_zero:
                     self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
@@ -899,7 +893,7 @@ class _Cycle:
         def reasons() -> dict[WorkloadUid, WaitingReason]:
             more_fixed, more_losses = expand()
             doomed_fixed, doomed_losses, _ = expand_doomed()
-            return _reasons(
+            return waiting_reasons(
                 {**dict(_splice(list(fixed.items()), doomed_fixed)), **more_fixed},
                 _splice(losses, doomed_losses) + more_losses,
                 ask=ask,
@@ -955,42 +949,8 @@ def _over_tenant_max(
 ) -> bool:
     tenant = tenants[workload.tenant]
     return tenant.max_gpus is not None and (
-        tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + _EPSILON
+        tenant_used.get(workload.tenant, 0.0) + minimum > tenant.max_gpus + EPSILON
     )
-
-
-def _reasons(
-    fixed: dict[WorkloadUid, WaitingReason],
-    losses: list[_Loss],
-    *,
-    ask: dict[int, float],
-    reserve: float,
-    exhausted: bool,
-) -> dict[WorkloadUid, WaitingReason]:
-    """Reasons of every waiting workload (built only when someone reads them)."""
-    waiting = dict(fixed)
-    for workload, loss_code, needed, free_at_tier, bid, borrower in losses:
-        code = loss_code
-        shown_price = 0.0
-        detail = ""
-        if code is WaitCode.BELOW_RESERVE or code is WaitCode.NO_CREDITS:
-            shown_price = reserve
-        elif borrower:
-            lowest = ask.get(int(workload.tier))
-            if lowest is None:
-                shown_price = reserve
-            else:
-                shown_price = lowest if lowest > reserve else reserve
-                if bid < lowest and code is WaitCode.NO_CAPACITY:
-                    code = WaitCode.OUTBID
-                elif code is WaitCode.NO_CAPACITY:
-                    detail = "lower bidders are inside their minimum runtime or margin"
-        if exhausted and code in _CAPACITY_CODES:
-            detail = "preemption search budget of this cycle used up; next cycle"
-        waiting[workload.uid] = WaitingReason(
-            code, needed, free_at_tier, workload.tier, bid, shown_price, detail
-        )
-    return waiting
 
 
 _T = TypeVar("_T")
@@ -1011,32 +971,6 @@ def _splice(items: list[_T], parts: list[tuple[int, list[_T]]]) -> list[_T]:
     return out
 
 
-def _shape(workload: Workload) -> _Shape:
-    share = workload.gpu_share
-    if share is None:
-        return (
-            workload.gpus_per_replica,
-            0.0,
-            0,
-            workload.replicas if workload.min_replicas is None else workload.min_replicas,
-            1 if workload.kind is WorkloadKind.INFERENCE else 0,
-        )
-    return (
-        1,
-        share.fraction,
-        share.memory_mib,
-        workload.replicas if workload.min_replicas is None else workload.min_replicas,
-        1 if workload.kind is WorkloadKind.INFERENCE else 0,
-    )
-
-
-def _too_large(usable: tuple[int, int], workload: Workload, minimum: float) -> bool:
-    """``place_pending``'s too-large test; ``usable``: the state's (usable total, most
-    usable on a node), fixed once the state is built."""
-    g = workload.gpus_per_replica if workload.gpu_share is None else 1
-    return minimum > usable[0] + _EPSILON or g > usable[1]
-
-
 def _phase_key(entry: _Entry) -> tuple[int, bool]:
     return -int(entry[0].tier), not entry[2]
 
@@ -1051,41 +985,7 @@ def _phase_end(ordered: list[_Entry], start: int, tier: int, guaranteed: bool) -
     return bisect_right(ordered, (-tier, not guaranteed), lo=start, key=_phase_key)
 
 
-def _valid_shape(workload: Workload) -> bool:
-    if workload.replicas < 1:
-        return False
-    if workload.min_replicas is not None and not 1 <= workload.min_replicas <= workload.replicas:
-        return False
-    share = workload.gpu_share
-    if share is not None:
-        return 0.0 < share.fraction <= 1.0 and share.memory_mib >= 0
-    return workload.gpus_per_replica >= 1
-
-
 __all__ = ["Tier", "run_cycle"]
-
-
-def _closest_to_fitting(ns: NodeState, g: int) -> tuple[tuple[int, int], list[int]] | None:
-    """The node's free and releasing slots in the NVLink domain (or the whole node, for a
-    replica wider than any domain) that could hold ``g`` GPUs and has most room now:
-    ((room, -node index), slots); ``None`` when no such domain has room."""
-    if not ns.schedulable:
-        return None
-    spans = g > ns.max_domain_size
-    best: tuple[tuple[int, int], list[int]] | None = None
-    for d in [-1] if spans else range(len(ns.domain_size)):
-        slots = [
-            slot
-            for slot, slot_state in enumerate(ns.status)
-            if slot_state != UNUSABLE and (spans or ns.domain[slot] == d)
-        ]
-        if len(slots) < g:
-            continue
-        room = [slot for slot in slots if ns.status[slot] in (FREE, RELEASING)]
-        key = (len(room), -ns.idx)
-        if room and (best is None or key > best[0]):
-            best = (key, room)
-    return best
 
 
 def _arrival_inside_first(entry: _Entry) -> tuple[int, int, float, str]:
