@@ -38,8 +38,12 @@ def attained_service_s(workload: Workload, now: float) -> float:
 
 def estimated_rho(workload: Workload, now: float, config: FairnessAgentConfig) -> float:
     """Estimated finish-time fairness if the workload ran uninterrupted from now on."""
-    attained = attained_service_s(workload, now)
-    waited = max(0.0, now - workload.submitted_at - attained)
+    return _rho_at(workload, now, attained_service_s(workload, now), config)
+
+
+def _rho_at(workload: Workload, at: float, attained: float, config: FairnessAgentConfig) -> float:
+    """Estimated rho at time ``at`` of a workload that has run ``attained`` seconds."""
+    waited = max(0.0, at - workload.submitted_at - attained)
     hint = workload.expected_duration_s
     if hint is not None and hint > 0:
         remaining = max(hint - attained, 0.1 * hint)
@@ -71,14 +75,7 @@ def _bid_at(
     workload: Workload, at: float, attained: float, pending: bool, config: FairnessAgentConfig
 ) -> float:
     """rho x short-job bonus (+ age while pending), per unit of base bid, at time ``at``."""
-    waited = max(0.0, at - workload.submitted_at - attained)
-    hint = workload.expected_duration_s
-    if hint is not None and hint > 0:
-        remaining = max(hint - attained, 0.1 * hint)
-    else:
-        remaining = max(attained, config.prior_duration_s)
-    denominator = attained + remaining
-    rho = 1.0 if denominator <= 0 else (waited + denominator) / denominator
+    rho = _rho_at(workload, at, attained, config)
     prior = config.prior_duration_s
     bonus = 1.0 + config.short_job_bonus * prior / (prior + attained) if prior > 0 else 1.0
     bid = rho * bonus
