@@ -89,6 +89,7 @@ class Bidder:
         "_max_bid",
         "_now",
         "_prior",
+        "veterans",
     )
 
     def __init__(self, now: float, config: PoolConfig) -> None:
@@ -102,11 +103,16 @@ class Bidder:
         self._aging_all = not fairness.aging_requeued_only
         self._hold = fairness.hold_winning_bid
         self._hours = config.credit_horizon_s / SECONDS_PER_HOUR
+        self.veterans: frozenset[str] = frozenset()
+        """The veterans' lane of this cycle (:mod:`gpupool.scheduling.veterans`): they
+        bid the ceiling, ``max_bid_per_gpu_hour`` (then capped by credits)."""
 
     def raw(self, workload: Workload) -> float:
         explicit = workload.bid_per_gpu_hour
         if explicit is not None:
             return explicit if explicit > 0.0 else 0.0
+        if workload.uid in self.veterans:
+            return self._max_bid
         now = self._now
         allocation = workload.allocation
         attained = workload.attained_service_s
@@ -155,6 +161,8 @@ class Bidder:
         explicit = workload.bid_per_gpu_hour
         if explicit is not None:
             bid = explicit if explicit > 0.0 else 0.0
+        elif workload.uid in self.veterans:
+            bid = self._max_bid
         else:
             now = self._now
             attained = workload.attained_service_s
@@ -191,6 +199,8 @@ class Bidder:
         explicit = workload.bid_per_gpu_hour
         if explicit is not None:
             bid = explicit if explicit > 0.0 else 0.0
+        elif workload.uid in self.veterans:
+            bid = self._max_bid
         else:
             now = self._now
             started = allocation.started_at

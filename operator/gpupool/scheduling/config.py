@@ -79,6 +79,13 @@ class PoolConfig:
     to higher tiers and guarantees); bounds how often one job is set back. ``None``:
     no bound."""
     guarantee_order: GuaranteeOrder = GuaranteeOrder.BID
+    veteran_share: float = 0.2
+    """Fraction of the pool's GPUs kept for the training work that has run longest (the
+    veterans' lane, :mod:`gpupool.scheduling.veterans`): veterans bid the ceiling, so the
+    longest jobs are not pushed to the end of an overloaded period (makespan and
+    utilization). 0 disables the lane."""
+    veteran_min_attained_s: float = 3600.0
+    """Run time a workload needs before it can join the veterans' lane."""
     credit_horizon_s: float = 3600.0
     """A bid is capped so the tenant's balance can pay it for this long."""
     preemption_visit_budget: int = 10_000

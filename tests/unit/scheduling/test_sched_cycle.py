@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from sched_builders import cluster, job, node, snapshot, tenant
+from sched_builders import JobBuilder, cluster, job, node, snapshot, tenant
 
 from gpupool.scheduling import (
     PoolConfig,
@@ -511,3 +511,67 @@ def test_arrival_order_makes_a_guarantee_serve_its_oldest_work_first() -> None:
     assert set(decisions.bindings) == {"old"}
     assert decisions.prices["old"] == 0.0  # inside the guarantee: pays nothing
     assert decisions.queue_positions["new"] == 1
+
+
+# -- the veterans' lane (veteran_share) ------------------------------------------------------
+
+NO_LANE = replace(CONFIG, veteran_share=0.0)
+WHOLE_LANE = replace(CONFIG, veteran_share=1.0)
+
+
+def test_without_the_lane_a_long_running_job_is_outbid_by_work_that_waited() -> None:
+    decisions = run_cycle(_long_job_that_waited_then_won(), NO_LANE)
+    assert decisions.preemptions["long"].cause is PreemptionCause.OUTBID
+
+
+def test_a_veteran_bids_the_ceiling_and_keeps_its_gpus() -> None:
+    decisions = run_cycle(_long_job_that_waited_then_won(), WHOLE_LANE)
+    assert "long" not in decisions.preemptions
+    assert decisions.bids["long"] == CONFIG.fairness.max_bid_per_gpu_hour
+    assert decisions.waiting["fresh"].code is WaitCode.OUTBID
+
+
+def _two_long_runners() -> Snapshot:
+    """Two 4-GPU jobs have run for hours on an 8-GPU pool; a third has waited 3 hours."""
+    return snapshot(
+        job("longest").gpus(4).submitted(0).attained(20_000).running_on(("n0", range(4))),
+        job("longer").gpus(4).submitted(0).attained(10_000).running_on(("n1", range(4))),
+        job("fresh").gpus(4).submitted(30_000),
+        nodes=[node("n0", 4), node("n1", 4)],
+        now=40_800.0,
+    )
+
+
+def test_the_lane_is_bounded_and_keeps_the_job_that_ran_longest() -> None:
+    half = replace(CONFIG, veteran_share=0.5)  # room for one 4-GPU job
+    decisions = run_cycle(_two_long_runners(), half)
+    assert "longest" not in decisions.preemptions
+    assert decisions.preemptions["longer"].cause is PreemptionCause.OUTBID
+    assert decisions.bids["longest"] == CONFIG.fairness.max_bid_per_gpu_hour
+    assert decisions.bids["longer"] < decisions.bids["fresh"]
+
+
+def test_a_preempted_veteran_gets_its_place_back_before_fresh_work() -> None:
+    state = snapshot(
+        job("veteran").gpus(4).submitted(0).attained(50_000),
+        job("fresh").gpus(4).submitted(60_000),
+        nodes=[node("n0", 4)],
+        now=70_000.0,
+    )
+    assert set(run_cycle(state, NO_LANE).bindings) == {"fresh"}
+    assert set(run_cycle(state, WHOLE_LANE).bindings) == {"veteran"}
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        job("long").gpus(4).bid(2.0),  # an explicit bid is the tenant's own choice
+        job("long").gpus(4).inference(),  # a service runs forever: not a long job
+    ],
+    ids=["explicit-bid", "inference"],
+)
+def test_explicit_bids_and_services_never_join_the_lane(builder: JobBuilder) -> None:
+    long = builder.submitted(0).attained(50_000).running_on(("n0", range(4))).build()
+    state = snapshot(long, job("fresh").gpus(4).bid(100.0), nodes=[node("n0", 4)], now=60_000)
+    decisions = run_cycle(state, WHOLE_LANE)
+    assert decisions.bids["long"] < CONFIG.fairness.max_bid_per_gpu_hour
