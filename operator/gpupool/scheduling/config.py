@@ -84,8 +84,9 @@ class PoolConfig:
     veterans' lane, :mod:`gpupool.scheduling.veterans`): veterans bid the ceiling, so the
     longest jobs are not pushed to the end of an overloaded period (makespan and
     utilization). 0 disables the lane."""
-    veteran_min_attained_s: float = 3600.0
-    """Run time a workload needs before it can join the veterans' lane."""
+    veteran_min_attained_s: float = 86_400.0
+    """Run time a workload needs before it can join the veterans' lane: a day, so that
+    the lane holds the long jobs that set the makespan, not whatever ran an hour."""
     credit_horizon_s: float = 3600.0
     """A bid is capped so the tenant's balance can pay it for this long."""
     preemption_visit_budget: int = 10_000

@@ -75,7 +75,7 @@ from gpupool.scheduling.shapes import (
     valid_shape,
 )
 from gpupool.scheduling.snapshot import Snapshot
-from gpupool.scheduling.veterans import Candidate, is_candidate, select_veterans
+from gpupool.scheduling.veterans import choose_veterans
 
 _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
@@ -224,27 +224,14 @@ class _Cycle:
     def select_veterans(self) -> None:
         """Choose this cycle's veterans' lane (:mod:`gpupool.scheduling.veterans`)."""
         config = self.config
-        share = config.veteran_share
-        if share <= 0:
-            return
-        minimum = config.veteran_min_attained_s
-        now = self.now
-        candidates: list[Candidate] = []
-        for workload, gpus in self.running:
-            allocation = workload.allocation
-            assert allocation is not None
-            started = allocation.started_at
-            attained = workload.attained_service_s + (now - started if now > started else 0.0)
-            if attained >= minimum and is_candidate(workload):
-                candidates.append((attained, workload.submitted_at, workload.uid, gpus))
-        for workload in self.pending:
-            attained = workload.attained_service_s
-            if attained >= minimum and is_candidate(workload):
-                gpus = float(workload.replicas * workload.gpus_per_replica)
-                candidates.append((attained, workload.submitted_at, workload.uid, gpus))
-        if candidates:
-            capacity = share * self.state.usable_total
-            self.bidder.veterans = select_veterans(candidates, capacity)
+        if config.veteran_share > 0:
+            self.bidder.veterans = choose_veterans(
+                self.running,
+                self.pending,
+                now=self.now,
+                min_attained_s=config.veteran_min_attained_s,
+                capacity_gpus=config.veteran_share * self.state.usable_total,
+            )
 
     # -- stage 3/4: guarantees and bids of running workloads -----------------------------
 

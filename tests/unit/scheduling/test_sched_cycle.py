@@ -516,7 +516,7 @@ def test_arrival_order_makes_a_guarantee_serve_its_oldest_work_first() -> None:
 # -- the veterans' lane (veteran_share) ------------------------------------------------------
 
 NO_LANE = replace(CONFIG, veteran_share=0.0)
-WHOLE_LANE = replace(CONFIG, veteran_share=1.0)
+WHOLE_LANE = replace(CONFIG, veteran_share=1.0, veteran_min_attained_s=3600.0)
 
 
 def test_without_the_lane_a_long_running_job_is_outbid_by_work_that_waited() -> None:
@@ -531,6 +531,13 @@ def test_a_veteran_bids_the_ceiling_and_keeps_its_gpus() -> None:
     assert decisions.waiting["fresh"].code is WaitCode.OUTBID
 
 
+def test_only_work_that_ran_veteran_min_attained_s_joins_the_lane() -> None:
+    # 'long' has run 2 hours in all; the default bound is a day.
+    day = replace(WHOLE_LANE, veteran_min_attained_s=CONFIG.veteran_min_attained_s)
+    decisions = run_cycle(_long_job_that_waited_then_won(), day)
+    assert decisions.preemptions["long"].cause is PreemptionCause.OUTBID
+
+
 def _two_long_runners() -> Snapshot:
     """Two 4-GPU jobs have run for hours on an 8-GPU pool; a third has waited 3 hours."""
     return snapshot(
@@ -543,7 +550,7 @@ def _two_long_runners() -> Snapshot:
 
 
 def test_the_lane_is_bounded_and_keeps_the_job_that_ran_longest() -> None:
-    half = replace(CONFIG, veteran_share=0.5)  # room for one 4-GPU job
+    half = replace(WHOLE_LANE, veteran_share=0.5)  # room for one 4-GPU job
     decisions = run_cycle(_two_long_runners(), half)
     assert "longest" not in decisions.preemptions
     assert decisions.preemptions["longer"].cause is PreemptionCause.OUTBID
