@@ -96,6 +96,22 @@ class AuctionSpec(ApiModel):
         le=MAX_PRICE_PER_GPU_HOUR,
         description="Lowest clearing price, in credits per GPU-hour.",
     )
+    veteran_share_percent: int = Field(
+        default=20,
+        ge=0,
+        le=100,
+        description=(
+            "Percent of the pool's GPUs kept for the training jobs that have run longest "
+            "(the veterans' lane): they cannot be outbid, so long jobs are not all pushed "
+            "to the end of a busy period. 0 disables the lane."
+        ),
+    )
+    veteran_min_run_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=31536000,
+        description="Run time a training job needs before it can join the veterans' lane.",
+    )
 
 
 class PreemptionSpec(ApiModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from gpupool.api.pool import GPUPoolSpec
 from gpupool.k8s.timestamps import rfc3339
 from gpupool.scheduling.model import Tier, WorkloadKind, WorkloadUid
 from gpupool.state.cache import ClusterCache
 from gpupool.state.parse import parse_job, parse_node, parse_pod, parse_pool, parse_service
 from gpupool.state.records import PoolRecord
-from gpupool.state.snapshot import BuiltSnapshot, SnapshotSettings, build_snapshot
+from gpupool.state.snapshot import BuiltSnapshot, SnapshotSettings, build_snapshot, pool_config
 from tests.unit.state.bodies import T0, job, node_body, pod_body, pool_body, service_body
 
 PLACED = [
@@ -233,3 +234,12 @@ def test_shared_gpu_service_and_scale_request() -> None:
     assert running.allocation is not None and len(running.allocation.replicas) == 1
     assert scale.allocation is None and scale.replicas == 2 and scale.min_replicas == 1
     assert built.scale_requests == {WorkloadUid("uid-llm+scale"): "uid-llm"}
+
+
+def test_pool_spec_sets_the_veterans_lane() -> None:
+    body = pool_body("a100")
+    assert build().config.veteran_share == 0.2  # the documented default: 20 percent
+    body["spec"]["auction"] = {"veteranSharePercent": 35, "veteranMinRunSeconds": 7200}
+    config = pool_config(GPUPoolSpec.model_validate(body["spec"]))
+    assert config.veteran_share == 0.35
+    assert config.veteran_min_attained_s == 7200.0
