@@ -8,7 +8,9 @@ Stages (SCHEDULING.md, "One cycle"):
 3. guarantees: within a tier, demand inside a tenant's guarantee goes first and
    may reclaim GPUs other tenants borrow (:mod:`.guarantees`);
 4. auction for the rest (borrowed capacity): bids from the workload or the
-   fairness agent, capped by credits (:mod:`.auction`, :mod:`.fairness`);
+   fairness agent, capped by credits (:mod:`.auction`, :mod:`.fairness`); the
+   veterans' lane, a bounded share of the pool for the training work that has run
+   longest, bids the ceiling (:mod:`.veterans`);
 5. placement of each winner (:mod:`.placement`);
 6. preemption plan (:mod:`.preemption`);
 7. decisions with a reason for every workload left waiting.
