@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
@@ -44,6 +45,7 @@ from gpupool.scheduling.capacity import (
     ClusterState,
     NodeState,
 )
+from gpupool.scheduling.carried import CarriedFacts
 from gpupool.scheduling.config import GuaranteeOrder, PoolConfig
 from gpupool.scheduling.decisions import (
     Decisions,
@@ -84,6 +86,19 @@ _Entry = tuple[Workload, float, bool, float]
 smallest allowed gang)."""
 
 
+_Keyed = tuple[float, float, WorkloadUid, _Entry, float, TenantName, int]
+"""A pending workload decorated for the sort: (-bid, submitted, UID), its entry, GPUs of
+its full gang, tenant, -tier (the order is -tier first, see ``order_pending``)."""
+
+
+_tier_of = itemgetter(6)
+"""The -tier of a :data:`_Keyed`."""
+
+
+_CARRIED_SLACK = 1024
+"""Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
+
+
 _DoomedOutcomes = tuple[
     list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]],
     list[tuple[int, list[Loss]]],
@@ -111,6 +126,63 @@ class _DoomedRun(NamedTuple):
     outcomes go, so every mapping keeps the per-entry path's order."""
 
 
+_PendingFacts = tuple[
+    Workload,
+    TenantName,
+    int,
+    float,
+    WorkloadUid,
+    float,
+    float,
+    bool,
+    float | None,
+    float | None,
+    float,
+    float,
+    float,
+    float | None,
+]
+"""What ``order_pending`` takes from a pending workload object alone: (workload, tenant,
+-tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid shape,
+GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants`."""
+
+_PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
+"""Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
+
+
+def forget_carried_facts() -> None:
+    """Drop the facts carried between cycles (the next cycle derives everything again)."""
+    _PENDING_FACTS.clear()
+
+
+def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
+    share = workload.gpu_share
+    replicas = workload.replicas
+    least = workload.min_replicas
+    per_replica: float
+    if share is None:
+        per_replica = workload.gpus_per_replica
+        # valid_shape of a whole-GPU workload, inlined.
+        valid = per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
+    else:
+        per_replica = share.fraction
+        valid = valid_shape(workload)
+    gpus = replicas * per_replica if valid else 0.0
+    minimum = (replicas if least is None else least) * per_replica if valid else 0.0
+    return (
+        workload,
+        workload.tenant,
+        -workload.tier,
+        workload.submitted_at,
+        workload.uid,
+        minimum,
+        gpus,
+        valid,
+        bidder.gpu_hours(gpus) if valid else None,
+        *bidder.pending_constants(workload),
+    )
+
+
 def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
     """Decide bindings, preemptions, prices and waiting reasons for ``snapshot``.
 
@@ -136,7 +208,7 @@ class _Cycle:
         self.bids: dict[WorkloadUid, float] = {}
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[Loss] = []
-        self.pending: list[Workload] = []
+        self.pending: list[_PendingFacts] = []
         self.running: list[tuple[Workload, float]] = []
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
         """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
@@ -182,10 +254,23 @@ class _Cycle:
         pending = self.pending
         running = self.running
         occupy_healthy = state.occupy_healthy
-        for workload in self.snapshot.workloads.values():
+        # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
+        # same object: still pending, since workloads are frozen); new ones are added, so
+        # the lookup also sorts the workloads. Pruned to this cycle's queue once it holds
+        # many gone workloads.
+        known = _PENDING_FACTS.previous(self.config)
+        if not known:
+            _PENDING_FACTS.keep(self.config, known)
+        bidder = self.bidder
+        for key, workload in self.snapshot.workloads.items():
+            facts = known.get(key)
+            if facts is not None and facts[0] is workload:
+                pending.append(facts)
+                continue
             allocation = workload.allocation
             if allocation is None:
-                pending.append(workload)
+                facts = known[key] = _pending_facts(workload, bidder)
+                pending.append(facts)
                 continue
             if workload.preempted_at is None and occupy_healthy(workload):
                 share = workload.gpu_share
@@ -193,6 +278,8 @@ class _Cycle:
                 running.append((workload, len(allocation.replicas) * per_replica))
                 continue
             self._index_releasing(workload, state.slots_of(workload))
+        if len(known) > 2 * len(pending) + _CARRIED_SLACK:
+            _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
         state.finish_build()
 
     def _index_releasing(
@@ -324,70 +411,94 @@ class _Cycle:
     # -- stage 2-4: the order in which pending work is considered ------------------------
 
     def order_pending(self) -> list[_Entry]:
-        tenants = self.tenants
-        # One call per pending workload, not three (its bid at this cycle's clock).
-        effective = self.bidder.effective_pending
-        # (-tier, -bid, submitted, UID: the order), workload, bid, GPUs of its smallest
-        # gang, GPUs of its full gang.
-        keyed: list[tuple[int, float, float, str, Workload, float, float, float]] = []
-        for workload in self.pending:
-            tenant = tenants.get(workload.tenant)
-            if tenant is None:
+        bidder = self.bidder
+        now = self.now
+        budgets = {name: bidder.budget(tenant) for name, tenant in self.tenants.items()}
+        base = bidder.base_bid
+        max_bid = bidder.max_bid
+        aging_s = bidder.aging_s
+        keyed: list[_Keyed] = []
+        first_tier = mixed_tiers = None
+        for facts in self.pending:
+            (
+                workload,
+                tenant_name,
+                neg_tier,
+                submitted,
+                uid,
+                minimum,
+                gpus,
+                valid,
+                gpu_hours,
+                explicit,
+                attained,
+                denominator,
+                bonus,
+                aging_from,
+            ) = facts
+            budget = budgets.get(tenant_name)
+            if budget is None:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
                 continue
-            share = workload.gpu_share
-            replicas = workload.replicas
-            least = workload.min_replicas
-            per_replica: float
-            if share is None:
-                per_replica = workload.gpus_per_replica
-                # valid_shape of a whole-GPU workload, inlined (20,000 calls a cycle).
-                valid = (
-                    per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
-                )
-            else:
-                per_replica = share.fraction
-                valid = valid_shape(workload)
             if not valid:
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
                 continue
-            gpus = replicas * per_replica
-            bid = effective(workload, tenant, gpus)
+            # Bidder.pending_bid inlined (one Python call fewer per pending workload, the
+            # queue is bid every cycle): the arithmetic of Bidder.effective_pending,
+            # operation for operation, so the bid is bit-identical.
+            if explicit is not None:
+                bid = explicit
+            else:
+                waited = now - submitted - attained
+                if denominator <= 0:
+                    rho = 1.0
+                else:
+                    rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
+                bid = rho * bonus
+                if aging_from is not None:
+                    queued = now - aging_from
+                    bid += (queued if queued > 0 else 0.0) / aging_s
+                bid = base * bid
+                bid = bid if bid < max_bid else max_bid
+            if gpu_hours is not None:
+                cap = budget / gpu_hours
+                bid = bid if bid < cap else cap
+            if neg_tier != first_tier:
+                if first_tier is None:
+                    first_tier = neg_tier
+                else:
+                    mixed_tiers = True
             keyed.append(
-                (
-                    -workload.tier,
-                    -bid,
-                    workload.submitted_at,
-                    workload.uid,
-                    workload,
-                    bid,
-                    (replicas if least is None else least) * per_replica,
-                    gpus,
-                )
+                (-bid, submitted, uid, (workload, bid, False, minimum), gpus, tenant_name, neg_tier)
             )
+        # The order is (-tier, -bid, submitted, UID). Sorted by the float first (CPython
+        # compares such tuples with a float fast path), then, stably, by tier if it varies.
         keyed.sort()
+        if mixed_tiers:
+            keyed.sort(key=_tier_of)
         headroom = {
             name: tenant.guaranteed_gpus - self.guaranteed_used.get(name, 0.0)
-            for name, tenant in tenants.items()
+            for name, tenant in self.tenants.items()
         }
         inside = self._inside_guarantee(keyed, headroom)
         if not inside:
             # Every entry borrows: the tier grouping below keeps the sorted order as is.
-            return [(entry[4], entry[5], False, entry[6]) for entry in keyed]
+            return [entry[3] for entry in keyed]
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for neg_tier, _, _, _, workload, bid, minimum, _ in keyed:
+        for _, _, uid, entry, _, _, neg_tier in keyed:
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
-            if workload.uid in inside:
+            if uid in inside:
+                workload, bid, _, minimum = entry
                 ordered.append((workload, bid, True, minimum))
             else:
-                tier_borrowers.append((workload, bid, False, minimum))
+                tier_borrowers.append(entry)
         ordered.extend(tier_borrowers)
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL and inside:
             ordered.sort(key=_arrival_inside_first)
@@ -395,7 +506,7 @@ class _Cycle:
 
     def _inside_guarantee(
         self,
-        keyed: list[tuple[int, float, float, str, Workload, float, float, float]],
+        keyed: list[_Keyed],
         headroom: dict[TenantName, float],
     ) -> set[WorkloadUid]:
         """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
@@ -403,17 +514,15 @@ class _Cycle:
         with_room = {name for name, room in headroom.items() if room > 0}
         if not with_room:
             return set()
-        candidates = [entry for entry in keyed if entry[4].tenant in with_room]
+        candidates = [entry for entry in keyed if entry[5] in with_room]
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
-            candidates.sort(key=lambda entry: (entry[0], entry[2], entry[3]))
+            candidates.sort(key=lambda entry: (entry[6], entry[1], entry[2]))
         inside: set[WorkloadUid] = set()
-        for entry in candidates:
-            workload = entry[4]
-            full = entry[7]  # the full gang's GPUs (requested_gpus)
-            room = headroom[workload.tenant]
-            if full <= room:
-                headroom[workload.tenant] = room - full
-                inside.add(workload.uid)
+        for _, _, uid, _, full, name, _ in candidates:
+            room = headroom[name]
+            if full <= room:  # full: the full gang's GPUs (requested_gpus)
+                headroom[name] = room - full
+                inside.add(uid)
         return inside
 
     # -- stage 5/6: placement and preemption ----------------------------------------------
