@@ -150,9 +150,48 @@ _PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
 """Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
 
 
+_RunningFacts = tuple[
+    Workload,
+    tuple[Workload, float],
+    float,
+    int,
+    WorkloadUid,
+    tuple[tuple[int, int], ...],
+    bool,
+    int,
+]
+"""What a cycle takes from a running workload (not terminating, every GPU found and usable)
+and the node layout alone: (workload, (workload, GPUs), GPUs it holds, tier, UID, its GPU
+slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count)."""
+
+_RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
+"""Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
+
+
+def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
+    """The facts of a running workload ``state.occupy_healthy`` just marked."""
+    allocation = workload.allocation
+    assert allocation is not None
+    share = workload.gpu_share
+    per_replica = workload.gpus_per_replica if share is None else share.fraction
+    gpus = len(allocation.replicas) * per_replica
+    places = tuple((ns.idx, slot) for ns, slot in state.held[workload.uid])
+    return (
+        workload,
+        (workload, gpus),
+        gpus,
+        int(workload.tier),
+        workload.uid,
+        places,
+        share is None,
+        len(places),
+    )
+
+
 def forget_carried_facts() -> None:
     """Drop the facts carried between cycles (the next cycle derives everything again)."""
     _PENDING_FACTS.clear()
+    _RUNNING_FACTS.clear()
 
 
 def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
@@ -210,6 +249,9 @@ class _Cycle:
         self.losses: list[Loss] = []
         self.pending: list[_PendingFacts] = []
         self.running: list[tuple[Workload, float]] = []
+        """Running workloads keeping their GPUs, each with the GPUs it holds."""
+        self.running_facts: list[_RunningFacts] = []
+        """The same workloads' :data:`_RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
         """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
         GPUs, guaranteed, bid)."""
@@ -255,31 +297,44 @@ class _Cycle:
         running = self.running
         occupy_healthy = state.occupy_healthy
         # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
-        # same object: still pending, since workloads are frozen); new ones are added, so
-        # the lookup also sorts the workloads. Pruned to this cycle's queue once it holds
+        # same object); new ones are added. Pruned to this cycle's queue once it holds
         # many gone workloads.
         known = _PENDING_FACTS.previous(self.config)
         if not known:
             _PENDING_FACTS.keep(self.config, known)
+        # Running workloads' GPUs as (node position, slot), carried likewise per node
+        # layout (the same list object: the same nodes, by name, and thresholds), for
+        # those whose every GPU was found usable.
+        layouts = state.layouts
+        known_running = _RUNNING_FACTS.previous(layouts)
+        if not known_running:
+            _RUNNING_FACTS.keep(layouts, known_running)
+        running_facts = self.running_facts
+        occupy_places = state.occupy_places
         bidder = self.bidder
         for key, workload in self.snapshot.workloads.items():
-            facts = known.get(key)
-            if facts is not None and facts[0] is workload:
+            if workload.allocation is None:
+                facts = known.get(key)
+                if facts is None or facts[0] is not workload:
+                    facts = known[key] = _pending_facts(workload, bidder)
                 pending.append(facts)
                 continue
-            allocation = workload.allocation
-            if allocation is None:
-                facts = known[key] = _pending_facts(workload, bidder)
-                pending.append(facts)
+            carried = known_running.get(key)
+            if carried is not None and carried[0] is workload:
+                occupy_places(workload, carried[5], carried[6])
+                running.append(carried[1])
+                running_facts.append(carried)
                 continue
             if workload.preempted_at is None and occupy_healthy(workload):
-                share = workload.gpu_share
-                per_replica = workload.gpus_per_replica if share is None else share.fraction
-                running.append((workload, len(allocation.replicas) * per_replica))
+                carried = known_running[key] = _running_facts(workload, state)
+                running.append(carried[1])
+                running_facts.append(carried)
                 continue
             self._index_releasing(workload, state.slots_of(workload))
         if len(known) > 2 * len(pending) + _CARRIED_SLACK:
             _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
+        if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
+            _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
         state.finish_build()
 
     def _index_releasing(
@@ -339,10 +394,7 @@ class _Cycle:
         borrowers = self.borrowers
         members: list[RunningEntry] | None
         bidder = self.bidder
-        held = self.state.held
-        for workload, gpus in self.running:
-            uid = workload.uid
-            tier = int(workload.tier)
+        for workload, _, gpus, tier, uid, _, _, slots in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
                 key = (tier, True)
@@ -352,7 +404,7 @@ class _Cycle:
                     class_gpus[key] = 0.0
                     class_slots[key] = 0
                 class_gpus[key] += gpus
-                class_slots[key] += len(held[uid])
+                class_slots[key] += slots
                 members.append((workload, gpus, True, None))
                 continue
             tenant = tenants.get(workload.tenant)
@@ -378,7 +430,7 @@ class _Cycle:
                 class_gpus[key] = 0.0
                 class_slots[key] = 0
             class_gpus[key] += gpus
-            class_slots[key] += len(held[uid])
+            class_slots[key] += slots
             members.append((workload, gpus, False, bid))
             borrowers.append((uid, tier, bid))
 
