@@ -388,24 +388,22 @@ class _Cycle:
         tenants = self.tenants
         prices = self.prices
         bids = self.bids
-        class_gpus = self.class_gpus
-        class_slots = self.class_slots
-        survivors = self.survivors
         borrowers = self.borrowers
-        members: list[RunningEntry] | None
         bidder = self.bidder
+        # Per victim class, by 2 * tier + guaranteed (an int key hashes faster than the
+        # class's tuple): its members and their slot counts, in the order met; the
+        # classes themselves in the order first met (what survivors, class_gpus and
+        # class_slots keep below).
+        by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
+        found: tuple[list[RunningEntry], list[int]] | None
         for workload, _, gpus, tier, uid, _, _, slots in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
-                key = (tier, True)
-                members = survivors.get(key)
-                if members is None:
-                    members = survivors[key] = []
-                    class_gpus[key] = 0.0
-                    class_slots[key] = 0
-                class_gpus[key] += gpus
-                class_slots[key] += slots
-                members.append((workload, gpus, True, None))
+                found = by_class.get(2 * tier + 1)
+                if found is None:
+                    found = by_class[2 * tier + 1] = ([], [])
+                found[0].append((workload, gpus, True, None))
+                found[1].append(slots)
                 continue
             tenant = tenants.get(workload.tenant)
             allocation = workload.allocation
@@ -423,16 +421,20 @@ class _Cycle:
             ):
                 self._preempt_for_credits(workload, tenant, gpus)
                 continue
-            key = (tier, False)
-            members = survivors.get(key)
-            if members is None:
-                members = survivors[key] = []
-                class_gpus[key] = 0.0
-                class_slots[key] = 0
-            class_gpus[key] += gpus
-            class_slots[key] += slots
-            members.append((workload, gpus, False, bid))
+            found = by_class.get(2 * tier)
+            if found is None:
+                found = by_class[2 * tier] = ([], [])
+            found[0].append((workload, gpus, False, bid))
+            found[1].append(slots)
             borrowers.append((uid, tier, bid))
+        for code, (members, slot_counts) in by_class.items():
+            key = (code // 2, code % 2 == 1)
+            self.survivors[key] = members
+            total = 0.0
+            for entry in members:  # in order, as the GPUs were added up before
+                total += entry[1]
+            self.class_gpus[key] = total
+            self.class_slots[key] = sum(slot_counts)
 
     def _preempt_for_credits(self, workload: Workload, tenant: Tenant, gpus: float) -> None:
         uid = workload.uid
