@@ -86,12 +86,13 @@ _Entry = tuple[Workload, float, bool, float]
 smallest allowed gang)."""
 
 
-_Keyed = tuple[float, float, WorkloadUid, _Entry, float, TenantName, int]
-"""A pending workload decorated for the sort: (-bid, submitted, UID), its entry, GPUs of
-its full gang, tenant, -tier (the order is -tier first, see ``order_pending``)."""
+_Keyed = tuple[float, float, WorkloadUid, Workload, float, float, float, TenantName, int]
+"""A pending workload decorated for the sort: (-bid, submitted, UID), workload, bid, GPUs of
+its smallest gang, GPUs of its full gang, tenant, -tier (the order is -tier first, see
+``order_pending``)."""
 
 
-_tier_of = itemgetter(6)
+_tier_of = itemgetter(8)
 """The -tier of a :data:`_Keyed`."""
 
 
@@ -525,7 +526,7 @@ class _Cycle:
                 else:
                     mixed_tiers = True
             keyed.append(
-                (-bid, submitted, uid, (workload, bid, False, minimum), gpus, tenant_name, neg_tier)
+                (-bid, submitted, uid, workload, bid, minimum, gpus, tenant_name, neg_tier)
             )
         # The order is (-tier, -bid, submitted, UID). Sorted by the float first (CPython
         # compares such tuples with a float fast path), then, stably, by tier if it varies.
@@ -539,20 +540,21 @@ class _Cycle:
         inside = self._inside_guarantee(keyed, headroom)
         if not inside:
             # Every entry borrows: the tier grouping below keeps the sorted order as is.
-            return [entry[3] for entry in keyed]
+            # (The entries are built here, in order, not with the keys: a cycle then reads
+            # them in memory order, which counts at 20,000 pending workloads.)
+            return [(entry[3], entry[4], False, entry[5]) for entry in keyed]
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for _, _, uid, entry, _, _, neg_tier in keyed:
+        for _, _, uid, workload, bid, minimum, _, _, neg_tier in keyed:
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
             if uid in inside:
-                workload, bid, _, minimum = entry
                 ordered.append((workload, bid, True, minimum))
             else:
-                tier_borrowers.append(entry)
+                tier_borrowers.append((workload, bid, False, minimum))
         ordered.extend(tier_borrowers)
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL and inside:
             ordered.sort(key=_arrival_inside_first)
@@ -568,11 +570,11 @@ class _Cycle:
         with_room = {name for name, room in headroom.items() if room > 0}
         if not with_room:
             return set()
-        candidates = [entry for entry in keyed if entry[5] in with_room]
+        candidates = [entry for entry in keyed if entry[7] in with_room]
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
-            candidates.sort(key=lambda entry: (entry[6], entry[1], entry[2]))
+            candidates.sort(key=lambda entry: (entry[8], entry[1], entry[2]))
         inside: set[WorkloadUid] = set()
-        for _, _, uid, _, full, name, _ in candidates:
+        for _, _, uid, _, _, _, full, name, _ in candidates:
             room = headroom[name]
             if full <= room:  # full: the full gang's GPUs (requested_gpus)
                 headroom[name] = room - full
