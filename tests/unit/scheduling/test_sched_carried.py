@@ -22,6 +22,7 @@ from gpupool.scheduling import (
 )
 from gpupool.scheduling import cycle as cycle_module
 from gpupool.scheduling.auction import Bidder
+from gpupool.scheduling.capacity import ClusterState
 from gpupool.scheduling.carried import CarriedFacts
 from gpupool.sim.bench import evolve
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
@@ -137,3 +138,36 @@ def test_carried_facts_count_only_for_the_same_owner_and_workload() -> None:
     assert memo.previous(other) == {}
     memo.clear()
     assert memo.previous(owner) == {}
+
+
+def test_occupy_places_marks_what_occupy_healthy_marks() -> None:
+    snapshot: Snapshot = make_snapshot(
+        ClusterSpec(nodes=40, gpus_per_node=8, running=300, pending=10, seed=3)
+    )
+    config = PoolConfig()
+    running = [w for w in snapshot.workloads.values() if w.allocation is not None]
+    cold = ClusterState(snapshot.nodes, config.health)
+    places: dict[WorkloadUid, tuple[tuple[int, int], ...]] = {}
+    for workload in running:
+        assert cold.occupy_healthy(workload)
+        places[workload.uid] = tuple((ns.idx, slot) for ns, slot in cold.held[workload.uid])
+    cold.finish_build()
+    warm = ClusterState(snapshot.nodes, config.health)
+    assert warm.layouts is cold.layouts  # the same nodes: the same layout list
+    for workload in running:
+        warm.occupy_places(workload, places[workload.uid], workload.gpu_share is None)
+    warm.finish_build()
+    for a, b in zip(cold.nodes, warm.nodes, strict=True):
+        assert (a.status, a.holders, a.share_used, a.mem_left, a.free, a.rel) == (
+            b.status,
+            b.holders,
+            b.share_used,
+            b.mem_left,
+            b.free,
+            b.rel,
+        )
+    assert {uid: [(ns.idx, s) for ns, s in slots] for uid, slots in cold.held.items()} == {
+        uid: [(ns.idx, s) for ns, s in slots] for uid, slots in warm.held.items()
+    }
+    assert (cold.free_total, cold.rel_total) == (warm.free_total, warm.rel_total)
+    assert [(ns.idx, s) for ns, s in cold.shared] == [(ns.idx, s) for ns, s in warm.shared]
