@@ -315,7 +315,15 @@ class Bidder:
                 bid = max(bid, won)
             bid = self._base * bid
             bid = bid if bid < self._max_bid else self._max_bid
-        return self._capped(bid, tenant, gpus)
+        # _capped, inlined (one call fewer per running borrower and cycle).
+        hours = self._hours
+        if gpus <= 0 or hours <= 0:
+            return bid
+        balance = tenant.credit_balance
+        income = tenant.credits_per_hour
+        budget = (balance if balance > 0 else 0.0) + (income if income > 0 else 0.0) * hours
+        cap = budget / (gpus * hours)
+        return bid if bid < cap else cap
 
     def effective(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
         return self._capped(self.raw(workload), tenant, gpus)
