@@ -246,6 +246,7 @@ class Bidder:
 
     def pending_bid(
         self,
+        uid: str,
         submitted_at: float,
         constants: BidConstants,
         budget: float,
@@ -260,6 +261,8 @@ class Bidder:
         explicit, attained, denominator, bonus, aging_from = constants
         if explicit is not None:
             bid = explicit
+        elif uid in self.veterans:
+            bid = self._max_bid
         else:
             now = self._now
             waited = now - submitted_at - attained

@@ -393,7 +393,7 @@ class _Cycle:
         if config.veteran_share > 0:
             self.bidder.veterans = choose_veterans(
                 self.running,
-                self.pending,
+                [facts[0] for facts in self.pending],
                 now=self.now,
                 min_attained_s=config.veteran_min_attained_s,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
@@ -493,6 +493,7 @@ class _Cycle:
         base = bidder.base_bid
         max_bid = bidder.max_bid
         aging_s = bidder.aging_s
+        veterans = bidder.veterans
         keyed: list[_Keyed] = []
         first_tier = mixed_tiers = None
         for facts in self.pending:
@@ -526,6 +527,8 @@ class _Cycle:
             # operation for operation, so the bid is bit-identical.
             if explicit is not None:
                 bid = explicit
+            elif uid in veterans:
+                bid = max_bid
             else:
                 waited = now - submitted - attained
                 if denominator <= 0:

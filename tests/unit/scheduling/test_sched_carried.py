@@ -117,8 +117,11 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective_pending() -> N
         tenant = rng.choice(tenants)
         gpus = rng.choice([0.0, float(workload.requested_gpus)])
         bidder = Bidder(now, config)
+        if rng.random() < 0.1:
+            bidder.veterans = frozenset({workload.uid})
         expected = bidder.effective_pending(workload, tenant, gpus)
         got = bidder.pending_bid(
+            workload.uid,
             workload.submitted_at,
             bidder.pending_constants(workload),
             bidder.budget(tenant),
