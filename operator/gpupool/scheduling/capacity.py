@@ -213,10 +213,10 @@ class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
 
     def __init__(self, nodes: Iterable[Node], thresholds: HealthThresholds) -> None:
-        self.nodes = [
-            NodeState(i, node, layout)
-            for i, (node, layout) in enumerate(_ordered_layouts(nodes, thresholds))
-        ]
+        self.layouts = _ordered_layouts(nodes, thresholds)
+        """The nodes by name with their layouts (the same list object for the same nodes
+        and thresholds, see :func:`_ordered_layouts`)."""
+        self.nodes = [NodeState(i, node, layout) for i, (node, layout) in enumerate(self.layouts)]
         self.by_name = {ns.name: ns for ns in self.nodes}
         self.max_gpus_per_node = max((len(ns.status) for ns in self.nodes), default=0)
         self.free_buckets: list[dict[NodeState, None]] = [
@@ -289,6 +289,26 @@ class ClusterState:
             if current in (FREE, RELEASING, SHARED):
                 ns.status[slot] = USED
         return True
+
+    def occupy_places(
+        self, workload: Workload, places: tuple[tuple[int, int], ...], whole: bool
+    ) -> None:
+        """:meth:`occupy_healthy` of a workload it marked in an earlier cycle over the same
+        :attr:`layouts`: ``places`` are the (position in :attr:`nodes`, slot) it resolved
+        then, all found and usable (``whole``: no GPU share)."""
+        nodes = self.nodes
+        if not whole:
+            self.occupy(workload, [(nodes[position], slot) for position, slot in places], USED)
+            return
+        slots: list[tuple[NodeState, int]] = []
+        self.held[workload.uid] = slots
+        for position, slot in places:  # occupy(..., USED) of whole GPUs, inlined
+            ns = nodes[position]
+            slots.append((ns, slot))
+            ns.holders[slot] += 1
+            status = ns.status
+            if status[slot] in (FREE, RELEASING, SHARED):
+                status[slot] = USED
 
     def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
         """The slots :meth:`occupy` recorded for a running workload (resolved once)."""

@@ -35,15 +35,20 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
 from gpupool.scheduling.capacity import (
     CLAIMED,
+    FREE,
     RELEASING,
+    SHARED,
+    USED,
     ClusterState,
     NodeState,
 )
+from gpupool.scheduling.carried import CarriedFacts
 from gpupool.scheduling.config import GuaranteeOrder, PoolConfig
 from gpupool.scheduling.decisions import (
     Decisions,
@@ -84,6 +89,23 @@ _Entry = tuple[Workload, float, bool, float]
 smallest allowed gang)."""
 
 
+_Keyed = tuple[float, float, WorkloadUid, Workload, float, float, float, TenantName, int]
+"""A pending workload decorated for the sort: (-bid, submitted, UID), workload, bid, GPUs of
+its smallest gang, GPUs of its full gang, tenant, -tier (the order is -tier first, see
+``order_pending``)."""
+
+
+_tier_of = itemgetter(8)
+"""The -tier of a :data:`_Keyed`."""
+
+
+_TAKEN_BY_USE = (FREE, RELEASING, SHARED)
+"""Slot states a running workload's whole GPU turns ``USED`` (``ClusterState.occupy``)."""
+
+_CARRIED_SLACK = 1024
+"""Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
+
+
 _DoomedOutcomes = tuple[
     list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]],
     list[tuple[int, list[Loss]]],
@@ -111,6 +133,102 @@ class _DoomedRun(NamedTuple):
     outcomes go, so every mapping keeps the per-entry path's order."""
 
 
+_PendingFacts = tuple[
+    Workload,
+    TenantName,
+    int,
+    float,
+    WorkloadUid,
+    float,
+    float,
+    bool,
+    float | None,
+    float | None,
+    float,
+    float,
+    float,
+    float | None,
+]
+"""What ``order_pending`` takes from a pending workload object alone: (workload, tenant,
+-tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid shape,
+GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants`."""
+
+_PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
+"""Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
+
+
+_RunningFacts = tuple[
+    Workload,
+    tuple[Workload, float],
+    float,
+    int,
+    WorkloadUid,
+    tuple[tuple[int, int], ...],
+    bool,
+    int,
+]
+"""What a cycle takes from a running workload (not terminating, every GPU found and usable)
+and the node layout alone: (workload, (workload, GPUs), GPUs it holds, tier, UID, its GPU
+slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count)."""
+
+_RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
+"""Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
+
+
+def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
+    """The facts of a running workload ``state.occupy_healthy`` just marked."""
+    allocation = workload.allocation
+    assert allocation is not None
+    share = workload.gpu_share
+    per_replica = workload.gpus_per_replica if share is None else share.fraction
+    gpus = len(allocation.replicas) * per_replica
+    places = tuple((ns.idx, slot) for ns, slot in state.held[workload.uid])
+    return (
+        workload,
+        (workload, gpus),
+        gpus,
+        int(workload.tier),
+        workload.uid,
+        places,
+        share is None,
+        len(places),
+    )
+
+
+def forget_carried_facts() -> None:
+    """Drop the facts carried between cycles (the next cycle derives everything again)."""
+    _PENDING_FACTS.clear()
+    _RUNNING_FACTS.clear()
+
+
+def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
+    share = workload.gpu_share
+    replicas = workload.replicas
+    least = workload.min_replicas
+    per_replica: float
+    if share is None:
+        per_replica = workload.gpus_per_replica
+        # valid_shape of a whole-GPU workload, inlined.
+        valid = per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
+    else:
+        per_replica = share.fraction
+        valid = valid_shape(workload)
+    gpus = replicas * per_replica if valid else 0.0
+    minimum = (replicas if least is None else least) * per_replica if valid else 0.0
+    return (
+        workload,
+        workload.tenant,
+        -workload.tier,
+        workload.submitted_at,
+        workload.uid,
+        minimum,
+        gpus,
+        valid,
+        bidder.gpu_hours(gpus) if valid else None,
+        *bidder.pending_constants(workload),
+    )
+
+
 def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
     """Decide bindings, preemptions, prices and waiting reasons for ``snapshot``.
 
@@ -136,8 +254,11 @@ class _Cycle:
         self.bids: dict[WorkloadUid, float] = {}
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[Loss] = []
-        self.pending: list[Workload] = []
+        self.pending: list[_PendingFacts] = []
         self.running: list[tuple[Workload, float]] = []
+        """Running workloads keeping their GPUs, each with the GPUs it holds."""
+        self.running_facts: list[_RunningFacts] = []
+        """The same workloads' :data:`_RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
         """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
         GPUs, guaranteed, bid)."""
@@ -182,17 +303,60 @@ class _Cycle:
         pending = self.pending
         running = self.running
         occupy_healthy = state.occupy_healthy
-        for workload in self.snapshot.workloads.values():
-            allocation = workload.allocation
-            if allocation is None:
-                pending.append(workload)
+        # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
+        # same object); new ones are added. Pruned to this cycle's queue once it holds
+        # many gone workloads.
+        known = _PENDING_FACTS.previous(self.config)
+        if not known:
+            _PENDING_FACTS.keep(self.config, known)
+        # Running workloads' GPUs as (node position, slot), carried likewise per node
+        # layout (the same list object: the same nodes, by name, and thresholds), for
+        # those whose every GPU was found usable.
+        layouts = state.layouts
+        known_running = _RUNNING_FACTS.previous(layouts)
+        if not known_running:
+            _RUNNING_FACTS.keep(layouts, known_running)
+        running_facts = self.running_facts
+        occupy_places = state.occupy_places
+        nodes = state.nodes
+        held = state.held
+        bidder = self.bidder
+        for key, workload in self.snapshot.workloads.items():
+            if workload.allocation is None:
+                facts = known.get(key)
+                if facts is None or facts[0] is not workload:
+                    facts = known[key] = _pending_facts(workload, bidder)
+                pending.append(facts)
+                continue
+            carried = known_running.get(key)
+            if carried is not None and carried[0] is workload:
+                if carried[6]:
+                    # state.occupy_places of whole GPUs, inlined (one call fewer per
+                    # running workload and cycle).
+                    slots: list[tuple[NodeState, int]] = []
+                    held[carried[4]] = slots
+                    for position, slot in carried[5]:
+                        ns = nodes[position]
+                        slots.append((ns, slot))
+                        ns.holders[slot] += 1
+                        status = ns.status
+                        if status[slot] in _TAKEN_BY_USE:
+                            status[slot] = USED
+                else:
+                    occupy_places(workload, carried[5], False)
+                running.append(carried[1])
+                running_facts.append(carried)
                 continue
             if workload.preempted_at is None and occupy_healthy(workload):
-                share = workload.gpu_share
-                per_replica = workload.gpus_per_replica if share is None else share.fraction
-                running.append((workload, len(allocation.replicas) * per_replica))
+                carried = known_running[key] = _running_facts(workload, state)
+                running.append(carried[1])
+                running_facts.append(carried)
                 continue
             self._index_releasing(workload, state.slots_of(workload))
+        if len(known) > 2 * len(pending) + _CARRIED_SLACK:
+            _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
+        if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
+            _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
         state.finish_build()
 
     def _index_releasing(
@@ -229,7 +393,7 @@ class _Cycle:
         if config.veteran_share > 0:
             self.bidder.veterans = choose_veterans(
                 self.running,
-                self.pending,
+                [facts[0] for facts in self.pending],
                 now=self.now,
                 min_attained_s=config.veteran_min_attained_s,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
@@ -246,27 +410,22 @@ class _Cycle:
         tenants = self.tenants
         prices = self.prices
         bids = self.bids
-        class_gpus = self.class_gpus
-        class_slots = self.class_slots
-        survivors = self.survivors
         borrowers = self.borrowers
-        members: list[RunningEntry] | None
         bidder = self.bidder
-        held = self.state.held
-        for workload, gpus in self.running:
-            uid = workload.uid
-            tier = int(workload.tier)
+        # Per victim class, by 2 * tier + guaranteed (an int key hashes faster than the
+        # class's tuple): its members and their slot counts, in the order met; the
+        # classes themselves in the order first met (what survivors, class_gpus and
+        # class_slots keep below).
+        by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
+        found: tuple[list[RunningEntry], list[int]] | None
+        for workload, _, gpus, tier, uid, _, _, slots in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
-                key = (tier, True)
-                members = survivors.get(key)
-                if members is None:
-                    members = survivors[key] = []
-                    class_gpus[key] = 0.0
-                    class_slots[key] = 0
-                class_gpus[key] += gpus
-                class_slots[key] += len(held[uid])
-                members.append((workload, gpus, True, None))
+                found = by_class.get(2 * tier + 1)
+                if found is None:
+                    found = by_class[2 * tier + 1] = ([], [])
+                found[0].append((workload, gpus, True, None))
+                found[1].append(slots)
                 continue
             tenant = tenants.get(workload.tenant)
             allocation = workload.allocation
@@ -284,16 +443,20 @@ class _Cycle:
             ):
                 self._preempt_for_credits(workload, tenant, gpus)
                 continue
-            key = (tier, False)
-            members = survivors.get(key)
-            if members is None:
-                members = survivors[key] = []
-                class_gpus[key] = 0.0
-                class_slots[key] = 0
-            class_gpus[key] += gpus
-            class_slots[key] += len(held[uid])
-            members.append((workload, gpus, False, bid))
+            found = by_class.get(2 * tier)
+            if found is None:
+                found = by_class[2 * tier] = ([], [])
+            found[0].append((workload, gpus, False, bid))
+            found[1].append(slots)
             borrowers.append((uid, tier, bid))
+        for code, (members, slot_counts) in by_class.items():
+            key = (code // 2, code % 2 == 1)
+            self.survivors[key] = members
+            total = 0.0
+            for entry in members:  # in order, as the GPUs were added up before
+                total += entry[1]
+            self.class_gpus[key] = total
+            self.class_slots[key] = sum(slot_counts)
 
     def _preempt_for_credits(self, workload: Workload, tenant: Tenant, gpus: float) -> None:
         uid = workload.uid
@@ -324,67 +487,95 @@ class _Cycle:
     # -- stage 2-4: the order in which pending work is considered ------------------------
 
     def order_pending(self) -> list[_Entry]:
-        tenants = self.tenants
-        # One call per pending workload, not three (its bid at this cycle's clock).
-        effective = self.bidder.effective_pending
-        # (-tier, -bid, submitted, UID: the order), workload, bid, GPUs of its smallest
-        # gang, GPUs of its full gang.
-        keyed: list[tuple[int, float, float, str, Workload, float, float, float]] = []
-        for workload in self.pending:
-            tenant = tenants.get(workload.tenant)
-            if tenant is None:
+        bidder = self.bidder
+        now = self.now
+        budgets = {name: bidder.budget(tenant) for name, tenant in self.tenants.items()}
+        base = bidder.base_bid
+        max_bid = bidder.max_bid
+        aging_s = bidder.aging_s
+        veterans = bidder.veterans
+        keyed: list[_Keyed] = []
+        first_tier = mixed_tiers = None
+        for facts in self.pending:
+            (
+                workload,
+                tenant_name,
+                neg_tier,
+                submitted,
+                uid,
+                minimum,
+                gpus,
+                valid,
+                gpu_hours,
+                explicit,
+                attained,
+                denominator,
+                bonus,
+                aging_from,
+            ) = facts
+            budget = budgets.get(tenant_name)
+            if budget is None:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
                 continue
-            share = workload.gpu_share
-            replicas = workload.replicas
-            least = workload.min_replicas
-            per_replica: float
-            if share is None:
-                per_replica = workload.gpus_per_replica
-                # valid_shape of a whole-GPU workload, inlined (20,000 calls a cycle).
-                valid = (
-                    per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
-                )
-            else:
-                per_replica = share.fraction
-                valid = valid_shape(workload)
             if not valid:
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
                 continue
-            gpus = replicas * per_replica
-            bid = effective(workload, tenant, gpus)
+            # Bidder.pending_bid inlined (one Python call fewer per pending workload, the
+            # queue is bid every cycle): the arithmetic of Bidder.effective_pending,
+            # operation for operation, so the bid is bit-identical.
+            if explicit is not None:
+                bid = explicit
+            elif uid in veterans:
+                bid = max_bid
+            else:
+                waited = now - submitted - attained
+                if denominator <= 0:
+                    rho = 1.0
+                else:
+                    rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
+                bid = rho * bonus
+                if aging_from is not None:
+                    queued = now - aging_from
+                    bid += (queued if queued > 0 else 0.0) / aging_s
+                bid = base * bid
+                bid = bid if bid < max_bid else max_bid
+            if gpu_hours is not None:
+                cap = budget / gpu_hours
+                bid = bid if bid < cap else cap
+            if neg_tier != first_tier:
+                if first_tier is None:
+                    first_tier = neg_tier
+                else:
+                    mixed_tiers = True
             keyed.append(
-                (
-                    -workload.tier,
-                    -bid,
-                    workload.submitted_at,
-                    workload.uid,
-                    workload,
-                    bid,
-                    (replicas if least is None else least) * per_replica,
-                    gpus,
-                )
+                (-bid, submitted, uid, workload, bid, minimum, gpus, tenant_name, neg_tier)
             )
+        # The order is (-tier, -bid, submitted, UID). Sorted by the float first (CPython
+        # compares such tuples with a float fast path), then, stably, by tier if it varies.
         keyed.sort()
+        if mixed_tiers:
+            keyed.sort(key=_tier_of)
         headroom = {
             name: tenant.guaranteed_gpus - self.guaranteed_used.get(name, 0.0)
-            for name, tenant in tenants.items()
+            for name, tenant in self.tenants.items()
         }
         inside = self._inside_guarantee(keyed, headroom)
         if not inside:
             # Every entry borrows: the tier grouping below keeps the sorted order as is.
-            return [(entry[4], entry[5], False, entry[6]) for entry in keyed]
+            # (The entries are built here, in order, not with the keys: a cycle then reads
+            # them in memory order, which counts at 20,000 pending workloads.)
+            return [(entry[3], entry[4], False, entry[5]) for entry in keyed]
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for neg_tier, _, _, _, workload, bid, minimum, _ in keyed:
+        for _, _, uid, workload, bid, minimum, _, _, neg_tier in keyed:
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
-            if workload.uid in inside:
+            if uid in inside:
                 ordered.append((workload, bid, True, minimum))
             else:
                 tier_borrowers.append((workload, bid, False, minimum))
@@ -395,7 +586,7 @@ class _Cycle:
 
     def _inside_guarantee(
         self,
-        keyed: list[tuple[int, float, float, str, Workload, float, float, float]],
+        keyed: list[_Keyed],
         headroom: dict[TenantName, float],
     ) -> set[WorkloadUid]:
         """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
@@ -403,17 +594,15 @@ class _Cycle:
         with_room = {name for name, room in headroom.items() if room > 0}
         if not with_room:
             return set()
-        candidates = [entry for entry in keyed if entry[4].tenant in with_room]
+        candidates = [entry for entry in keyed if entry[7] in with_room]
         if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
-            candidates.sort(key=lambda entry: (entry[0], entry[2], entry[3]))
+            candidates.sort(key=lambda entry: (entry[8], entry[1], entry[2]))
         inside: set[WorkloadUid] = set()
-        for entry in candidates:
-            workload = entry[4]
-            full = entry[7]  # the full gang's GPUs (requested_gpus)
-            room = headroom[workload.tenant]
-            if full <= room:
-                headroom[workload.tenant] = room - full
-                inside.add(workload.uid)
+        for _, _, uid, _, _, _, full, name, _ in candidates:
+            room = headroom[name]
+            if full <= room:  # full: the full gang's GPUs (requested_gpus)
+                headroom[name] = room - full
+                inside.add(uid)
         return inside
 
     # -- stage 5/6: placement and preemption ----------------------------------------------
