@@ -391,11 +391,14 @@ class _Cycle:
         """Choose this cycle's veterans' lane (:mod:`gpupool.scheduling.veterans`)."""
         config = self.config
         if config.veteran_share > 0:
+            minimum = config.veteran_min_attained_s
             self.bidder.veterans = choose_veterans(
                 self.running,
-                [facts[0] for facts in self.pending],
+                # Only pending work that has run long enough (facts[10]: its attained
+                # service; 0 for an explicit bid, which never joins): usually none.
+                [facts[0] for facts in self.pending if facts[10] >= minimum],
                 now=self.now,
-                min_attained_s=config.veteran_min_attained_s,
+                min_attained_s=minimum,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
             )
 

@@ -65,11 +65,16 @@ def choose_veterans(
         and workload.bid_per_gpu_hour is None
         and workload.gpu_share is None
     ]
-    candidates.extend(
-        (now - workload.attained_service_s, workload.submitted_at, workload.uid, _gpus(workload))
-        for workload in pending
-        if workload.attained_service_s >= min_attained_s and is_candidate(workload)
-    )
+    for workload in pending:
+        if workload.attained_service_s >= min_attained_s and is_candidate(workload):
+            candidates.append(
+                (
+                    now - workload.attained_service_s,
+                    workload.submitted_at,
+                    workload.uid,
+                    _gpus(workload),
+                )
+            )
     return select_veterans(candidates, capacity_gpus)
 
 
@@ -91,14 +96,17 @@ def select_veterans(candidates: list[Candidate], capacity_gpus: float) -> frozen
     """First-fit of ``candidates`` in their natural (lane) order into ``capacity_gpus``.
 
     A heap, not a sort: only the members (and the few that do not fit) are popped, and
-    candidates are whole-GPU workloads, so the pass ends once less than one GPU is left.
+    the pass ends once not even the smallest candidate fits in what is left.
     Reorders ``candidates`` in place.
     """
+    if not candidates:
+        return frozenset()
     chosen: list[WorkloadUid] = []
     room = capacity_gpus
+    smallest = min(candidate[3] for candidate in candidates)
     heapq.heapify(candidates)
     pop = heapq.heappop
-    while candidates and room >= 1.0:
+    while candidates and room >= smallest:
         _, _, uid, gpus = pop(candidates)
         if gpus <= room:
             room -= gpus
