@@ -16,15 +16,15 @@ placement code (so placement quality is not what differs) and produce the same
   one resource): the tenant with the lowest allocated/weight share goes next, its
   oldest job that fits starts; non-preemptive;
 * ``themis``: the finish-time-fair auction without tiers, guarantees or credits:
-  ``run_cycle`` with every job in one tier, no guarantees, unlimited credits and
-  the fairness agent bidding (leases = ``min_runtime_s``).
+  ``run_cycle`` with every job in one tier, no guarantees, unlimited credits, no
+  veterans' lane, and the fairness agent bidding (leases = ``min_runtime_s``).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Protocol
 
@@ -338,8 +338,12 @@ def make_policy(name: str, *, config: PoolConfig, durations: Mapping[str, float]
     if name == "gpupool":
         return RunCyclePolicy(config)
     if name == "themis":
+        # Themis has no veterans' lane: the baseline is the fairness auction alone.
         return RunCyclePolicy(
-            config, name="themis", uses_tiers=False, uses_guarantees_and_credits=False
+            replace(config, veteran_share=0.0),
+            name="themis",
+            uses_tiers=False,
+            uses_guarantees_and_credits=False,
         )
     if name == "fifo":
         return FifoPolicy(config)

@@ -12,7 +12,7 @@ from gpupool.scheduling import PoolConfig, TenantName
 from gpupool.sim.cli import main
 from gpupool.sim.engine import SimConfig, Simulator
 from gpupool.sim.metrics import percentile, summarize
-from gpupool.sim.policies import POLICY_NAMES, make_policy
+from gpupool.sim.policies import POLICY_NAMES, RunCyclePolicy, make_policy
 from gpupool.sim.tenants import TenantsError, budget_tenants, default_tenants, load_tenants
 from gpupool.sim.trace import parse_trace
 
@@ -182,3 +182,11 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
     assert percentile([], 0.5) == 0.0
+
+
+def test_themis_is_the_auction_alone_without_the_veterans_lane() -> None:
+    themis = make_policy("themis", config=PoolConfig(), durations={})
+    gpupool = make_policy("gpupool", config=PoolConfig(), durations={})
+    assert isinstance(themis, RunCyclePolicy) and isinstance(gpupool, RunCyclePolicy)
+    assert themis.config.veteran_share == 0.0
+    assert gpupool.config.veteran_share == PoolConfig().veteran_share > 0
