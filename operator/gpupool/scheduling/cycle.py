@@ -82,7 +82,7 @@ from gpupool.scheduling.shapes import (
     valid_shape,
 )
 from gpupool.scheduling.snapshot import Snapshot
-from gpupool.scheduling.veterans import choose_veterans
+from gpupool.scheduling.veterans import Candidate, choose_veterans, lane_candidate
 
 _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
@@ -166,10 +166,12 @@ _RunningFacts = tuple[
     tuple[tuple[int, int], ...],
     bool,
     int,
+    Candidate | None,
 ]
 """What a cycle takes from a running workload (not terminating, every GPU found and usable)
 and the node layout alone: (workload, (workload, GPUs), GPUs it holds, tier, UID, its GPU
-slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count)."""
+slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count,
+its veterans' lane candidate or None)."""
 
 _RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
 """Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
@@ -192,6 +194,7 @@ def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
         places,
         share is None,
         len(places),
+        lane_candidate(workload, gpus),
     )
 
 
@@ -392,8 +395,15 @@ class _Cycle:
         config = self.config
         if config.veteran_share > 0:
             minimum = config.veteran_min_attained_s
+            latest = self.now - minimum
             self.bidder.veterans = choose_veterans(
-                self.running,
+                # Running candidates carried with the running facts (facts[8]), kept if
+                # they have run long enough (their key is at most now - minimum).
+                [
+                    c
+                    for facts in self.running_facts
+                    if (c := facts[8]) is not None and c[0] <= latest
+                ],
                 # Only pending work that has run long enough (facts[10]: its attained
                 # service; 0 for an explicit bid, which never joins): usually none.
                 [facts[0] for facts in self.pending if facts[10] >= minimum],
@@ -421,7 +431,7 @@ class _Cycle:
         # class_slots keep below).
         by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
         found: tuple[list[RunningEntry], list[int]] | None
-        for workload, _, gpus, tier, uid, _, _, slots in self.running_facts:
+        for workload, _, gpus, tier, uid, _, _, slots, _ in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
                 found = by_class.get(2 * tier + 1)

@@ -39,32 +39,35 @@ workload would have started had it run without a break, is smallest for the one 
 has run longest)."""
 
 
+def lane_candidate(workload: Workload, gpus: float) -> Candidate | None:
+    """A running workload's lane candidate (whatever it has run so far), or ``None`` if it
+    can never join. Depends on the workload object alone, so a cycle carries it along."""
+    allocation = workload.allocation
+    if allocation is None or not is_candidate(workload):
+        return None
+    return (
+        allocation.started_at - workload.attained_service_s,
+        workload.submitted_at,
+        workload.uid,
+        gpus,
+    )
+
+
 def choose_veterans(
-    running: Iterable[tuple[Workload, float]],
+    running: list[Candidate],
     pending: Iterable[Workload],
     *,
     now: float,
     min_attained_s: float,
     capacity_gpus: float,
 ) -> frozenset[WorkloadUid]:
-    """The lane of a cycle: ``running`` pairs each running (not terminating) workload
-    with the GPUs it holds; ``pending`` are the waiting workloads."""
+    """The lane of a cycle: ``running`` are the running workloads' candidates
+    (:func:`lane_candidate`) that have run at least ``min_attained_s``; ``pending`` are
+    waiting workloads (those that have run long enough are candidates too). Reuses the
+    ``running`` list."""
     if capacity_gpus <= 0:
         return frozenset()
-    training = WorkloadKind.TRAINING
-    # Every running workload, every cycle (30,000 on the big bench): a comprehension
-    # with the candidate test inlined, cheapest test first.
-    latest = now - min_attained_s
-    candidates: list[Candidate] = [
-        (key, workload.submitted_at, workload.uid, gpus)
-        for workload, gpus in running
-        # A running workload's allocation is never None.
-        if (key := workload.allocation.started_at - workload.attained_service_s)  # type: ignore[union-attr]
-        <= latest
-        and workload.kind is training
-        and workload.bid_per_gpu_hour is None
-        and workload.gpu_share is None
-    ]
+    candidates = running
     for workload in pending:
         if workload.attained_service_s >= min_attained_s and is_candidate(workload):
             candidates.append(
