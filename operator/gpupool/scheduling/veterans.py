@@ -15,7 +15,7 @@ the training workloads that have run longest:
   run at least ``veteran_min_attained_s`` (pending ones count what they ran before
   they were preempted);
 * order: most attained service first, then earlier submission, then UID (total);
-* first-fit into ``veteran_share`` x the pool's GPUs.
+* first-fit into ``veteran_share`` x the pool's usable GPUs.
 
 A veteran bids the ceiling (``max_bid_per_gpu_hour``, still capped by its tenant's
 credits), so a borrower can neither outbid it nor take its place in the queue; tiers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from math import inf
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -444,3 +445,34 @@ def test_fast_bidder_adds_the_current_run_exactly_like_the_reference() -> None:
         assert bidder.effective_running(workload, workload.allocation, tenant, 1.0) == (
             effective_bid(workload, tenant, 1.0, 16112.0, config)
         )
+
+
+# -- the veterans' lane: bounded, and its members are never outbid --------------------------
+
+LANE = replace(CONFIG, veteran_share=0.5, veteran_min_attained_s=0.0)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots())
+def test_veterans_are_never_outbid_and_the_lane_is_bounded(snapshot: Snapshot) -> None:
+    # Unmetered credits, so that a veteran's bid is the ceiling (credits would cap it).
+    unmetered = {
+        name: replace(t, credits_per_hour=inf, credits_max=inf, credit_balance=inf)
+        for name, t in snapshot.tenants.items()
+    }
+    snapshot = replace(snapshot, tenants=unmetered)
+    decisions = run_cycle(snapshot, LANE)
+    ceiling = LANE.fairness.max_bid_per_gpu_hour
+    usable = sum(1 for n in snapshot.nodes for gpu in n.gpus if gpu.healthy)
+    veterans = [
+        w
+        for w in snapshot.workloads.values()
+        if w.allocation is not None
+        and w.preempted_at is None
+        and w.bid_per_gpu_hour is None
+        and decisions.bids.get(w.uid) == ceiling
+    ]
+    assert sum(w.allocated_gpus() for w in veterans) <= LANE.veteran_share * usable
+    for w in veterans:
+        preemption = decisions.preemptions.get(w.uid)
+        assert preemption is None or preemption.cause is not PreemptionCause.OUTBID
