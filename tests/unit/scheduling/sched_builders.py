@@ -8,6 +8,7 @@ from dataclasses import replace
 from gpupool.scheduling import (
     GPU,
     Allocation,
+    Decisions,
     GpuShare,
     Node,
     NodeName,
@@ -163,4 +164,18 @@ def snapshot(
         nodes=tuple(nodes) if nodes is not None else cluster(),
         tenants=by_name,
         workloads={w.uid: w for w in built},
+    )
+
+
+def every_decision(decisions: Decisions) -> tuple[object, ...]:
+    """Every decision, in iteration order, lazy mappings included (to compare two paths
+    decision by decision)."""
+    return (
+        list(decisions.bindings.items()),
+        list(decisions.preemptions.items()),
+        decisions.clearing_price_per_gpu_hour,
+        list(decisions.prices.items()),
+        list(decisions.bids.items()),
+        [(uid, tuple(reason), reason.message) for uid, reason in decisions.waiting.items()],
+        list(decisions.queue_positions.items()),
     )

@@ -8,6 +8,7 @@ import random
 from dataclasses import replace
 
 import pytest
+from sched_builders import every_decision
 
 from gpupool.scheduling import (
     Decisions,
@@ -26,19 +27,6 @@ from gpupool.scheduling.capacity import ClusterState
 from gpupool.scheduling.carried import CarriedFacts
 from gpupool.sim.bench import evolve
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
-
-
-def _everything(decisions: Decisions) -> tuple[object, ...]:
-    """Every decision, in iteration order, lazy mappings included."""
-    return (
-        list(decisions.bindings.items()),
-        list(decisions.preemptions.items()),
-        decisions.clearing_price_per_gpu_hour,
-        list(decisions.prices.items()),
-        list(decisions.bids.items()),
-        [(uid, tuple(reason), reason.message) for uid, reason in decisions.waiting.items()],
-        list(decisions.queue_positions.items()),
-    )
 
 
 def _from_scratch(snapshot: Snapshot, config: PoolConfig) -> Decisions:
@@ -76,10 +64,10 @@ def test_carried_facts_decide_what_a_cold_cycle_decides(seed: int, config: PoolC
                     workloads[uid] = replace(workload, bid_per_gpu_hour=3.5, submitted_at=0.0)
             snapshot = replace(snapshot, workloads=workloads)
         decisions = run_cycle(snapshot, config)  # with the previous cycles' facts
-        warm = _everything(decisions)
-        assert warm == _everything(_from_scratch(snapshot, config))
+        warm = every_decision(decisions)
+        assert warm == every_decision(_from_scratch(snapshot, config))
         # And the warm cycle again, now after a cold one: the facts are carried per config.
-        assert _everything(run_cycle(snapshot, config)) == warm
+        assert every_decision(run_cycle(snapshot, config)) == warm
 
 
 def _bits(value: float) -> str:

@@ -5,24 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from sched_builders import every_decision
 
-from gpupool.scheduling import Decisions, PoolConfig, Snapshot, run_cycle
+from gpupool.scheduling import PoolConfig, Snapshot, run_cycle
 from gpupool.scheduling import cycle as cycle_module
 from gpupool.sim.bench import evolve
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
-
-
-def _everything(decisions: Decisions) -> tuple[object, ...]:
-    """Every decision, in iteration order, lazy mappings included."""
-    return (
-        list(decisions.bindings.items()),
-        list(decisions.preemptions.items()),
-        decisions.clearing_price_per_gpu_hour,
-        list(decisions.prices.items()),
-        list(decisions.bids.items()),
-        [(uid, tuple(reason), reason.message) for uid, reason in decisions.waiting.items()],
-        list(decisions.queue_positions.items()),
-    )
 
 
 def _no_doomed_runs(self: object, ordered: object, start: int, *rest: object) -> int:
@@ -48,5 +36,5 @@ def test_runs_of_failed_shapes_lose_as_the_per_entry_path_decides(
         with monkeypatch.context() as patch:
             patch.setattr(cycle_module._Cycle, "_first_live", _no_doomed_runs)
             reference = run_cycle(snapshot, config)
-        assert _everything(decisions) == _everything(reference)
+        assert every_decision(decisions) == every_decision(reference)
     assert fired > 0
