@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/gpupool
 export GPUPOOL_CACHE := $(CACHE)
 
-.PHONY: install tools crds crds-check lint test test-unit test-integration demo \
+.PHONY: install tools crds crds-check lint test test-unit test-gpu test-integration demo \
         cluster-up cluster-down bench-sim bench clean
 
 install: $(VENV)/.installed
@@ -31,6 +31,11 @@ lint: install
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit -q
+
+# On a machine with an NVIDIA GPU and driver: the real NVML source, the trainer over
+# NCCL and the inference server on CUDA (elsewhere these tests skip, saying why).
+test-gpu: install
+	$(VENV)/bin/pytest tests/unit -q -rs -m gpu
 
 test-integration: install tools
 	e2e/with-cluster.sh $(VENV)/bin/pytest tests/integration -q

@@ -84,6 +84,8 @@ def pod_environment(
     nproc_per_node: int = 1,
     checkpoint_every_seconds: int = 600,
     attempt: int = 0,
+    backend: str = "gloo",
+    gpu_indices: Sequence[int] = (),
 ) -> dict[str, str]:
     """The environment the operator's pod builder gives replica ``replica``, run on this host.
 
@@ -101,15 +103,15 @@ def pod_environment(
         ),
         pool="cpu",
         replicas=replicas,
-        gpus_per_replica=0,
+        gpus_per_replica=len(gpu_indices),
         attempt=attempt,
-        torch=TorchSettings(nproc_per_node=nproc_per_node, port=master_port, backend="gloo"),
+        torch=TorchSettings(nproc_per_node=nproc_per_node, port=master_port, backend=backend),
         checkpoint=CheckpointSettings(
             path=str(checkpoint_dir), every_seconds=checkpoint_every_seconds
         ),
         template={"spec": {"containers": [{"name": "worker", "command": LAUNCH_COMMAND}]}},
     )
-    pod = worker_pod(gang, replica=replica, node=f"node-{replica}", gpu_indices=[])
+    pod = worker_pod(gang, replica=replica, node=f"node-{replica}", gpu_indices=list(gpu_indices))
     container = pod["spec"]["containers"][0]
     env = {entry["name"]: entry["value"] for entry in container["env"]}
     env["MASTER_ADDR"] = "127.0.0.1"
