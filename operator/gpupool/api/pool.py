@@ -69,7 +69,11 @@ class Tenant(ApiModel):
         default=1,
         ge=1,
         le=1000,
-        description="Fair-share weight when idle GPUs are divided among tenants.",
+        description=(
+            "Share of contested borrowed GPUs: the fairness agent's default bids for this "
+            "tenant's workloads are multiplied by weight / the pool's mean weight. "
+            "Explicit bids are not scaled."
+        ),
     )
     credits: CreditBudget = section_field(
         CreditBudget, "Budget for borrowed capacity, spent at the auction's clearing price."

@@ -25,10 +25,11 @@ set of borrowers it may outbid) never turns a win into a loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 
 from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.fairness import fairness_bid
-from gpupool.scheduling.model import Allocation, Tenant, Workload
+from gpupool.scheduling.model import Allocation, Tenant, TenantName, Workload
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -44,19 +45,41 @@ def credit_cap_per_gpu_hour(tenant: Tenant, gpus: float, horizon_s: float) -> fl
     return budget / (gpus * hours)
 
 
-def raw_bid(workload: Workload, now: float, config: PoolConfig) -> float:
-    """The explicit bid, or the fairness agent's bid when there is none."""
+def weight_factors(tenants: Iterable[Tenant]) -> dict[TenantName, float]:
+    """Each tenant's weight over the pool's mean weight: what the fairness agent's bids
+    for the tenant's workloads are multiplied by.
+
+    So where work of several tenants contends for borrowed GPUs, a tenant of weight 2
+    outbids equally-starved work of a tenant of weight 1 (explicit bids are the user's
+    own and are not scaled; neither are the veterans' ceiling bids). Empty when every
+    weight is the same: every factor would be 1 and bids stay as they are.
+    """
+    weights = {tenant.name: tenant.weight for tenant in tenants}
+    if len(set(weights.values())) <= 1:
+        return {}
+    mean = sum(weights.values()) / len(weights)
+    return {name: weight / mean for name, weight in weights.items()}
+
+
+def raw_bid(workload: Workload, now: float, config: PoolConfig, *, weight: float = 1.0) -> float:
+    """The explicit bid, or the fairness agent's bid (times the tenant's weight factor)."""
     if workload.bid_per_gpu_hour is not None:
         return max(0.0, workload.bid_per_gpu_hour)
-    return fairness_bid(workload, now, config.fairness)
+    return fairness_bid(workload, now, config.fairness, weight=weight)
 
 
 def effective_bid(
-    workload: Workload, tenant: Tenant, gpus: float, now: float, config: PoolConfig
+    workload: Workload,
+    tenant: Tenant,
+    gpus: float,
+    now: float,
+    config: PoolConfig,
+    *,
+    weight: float = 1.0,
 ) -> float:
     """What the workload bids for ``gpus`` borrowed GPUs: its bid capped by credits."""
     return min(
-        raw_bid(workload, now, config),
+        raw_bid(workload, now, config, weight=weight),
         credit_cap_per_gpu_hour(tenant, gpus, config.credit_horizon_s),
     )
 
@@ -88,6 +111,7 @@ class Bidder:
         "_aging_all",
         "_aging_s",
         "_base",
+        "_bases",
         "_bonus",
         "_hold",
         "_hours",
@@ -97,10 +121,16 @@ class Bidder:
         "veterans",
     )
 
-    def __init__(self, now: float, config: PoolConfig) -> None:
+    def __init__(
+        self, now: float, config: PoolConfig, weights: Mapping[TenantName, float] | None = None
+    ) -> None:
         fairness = config.fairness
         self._now = now
         self._base = fairness.base_bid_per_gpu_hour
+        self._bases: dict[str, float] = {
+            name: self._base * factor for name, factor in (weights or {}).items()
+        }
+        """Per-tenant base bids (base x :func:`weight_factors`); empty: all ``_base``."""
         self._prior = fairness.prior_duration_s
         self._max_bid = fairness.max_bid_per_gpu_hour
         self._bonus = fairness.short_job_bonus
@@ -115,6 +145,11 @@ class Bidder:
     @property
     def base_bid(self) -> float:
         return self._base
+
+    @property
+    def bases(self) -> Mapping[str, float]:
+        """Base bid per tenant where weights differ (empty: :attr:`base_bid` for all)."""
+        return self._bases
 
     @property
     def max_bid(self) -> float:
@@ -143,7 +178,7 @@ class Bidder:
             if self._hold:
                 won = self._unscaled(workload, started, attained, True)
                 bid = max(bid, won)
-        bid = self._base * bid
+        bid = (self._bases.get(workload.tenant, self._base) if self._bases else self._base) * bid
         return bid if bid < self._max_bid else self._max_bid
 
     def _unscaled(self, workload: Workload, at: float, attained: float, pending: bool) -> float:
@@ -201,7 +236,9 @@ class Bidder:
                 queued_at = workload.queued_at
                 queued = now - (workload.submitted_at if queued_at is None else queued_at)
                 bid += (queued if queued > 0 else 0.0) / self._aging_s
-            bid = self._base * bid
+            bid = (
+                self._bases.get(workload.tenant, self._base) if self._bases else self._base
+            ) * bid
             bid = bid if bid < self._max_bid else self._max_bid
         return self._capped(bid, tenant, gpus)
 
@@ -251,6 +288,8 @@ class Bidder:
         constants: BidConstants,
         budget: float,
         gpu_hours: float | None,
+        *,
+        tenant: str,
     ) -> float:
         """:meth:`effective_pending` from :meth:`pending_constants`, :meth:`budget` and
         :meth:`gpu_hours`, operation for operation (bit-identical).
@@ -274,7 +313,7 @@ class Bidder:
             if aging_from is not None:
                 queued = now - aging_from
                 bid += (queued if queued > 0 else 0.0) / self._aging_s
-            bid = self._base * bid
+            bid = (self._bases.get(tenant, self._base) if self._bases else self._base) * bid
             bid = bid if bid < self._max_bid else self._max_bid
         if gpu_hours is None:
             return bid
@@ -316,7 +355,9 @@ class Bidder:
             if self._hold:
                 won = self._unscaled(workload, started, before, True)
                 bid = max(bid, won)
-            bid = self._base * bid
+            bid = (
+                self._bases.get(workload.tenant, self._base) if self._bases else self._base
+            ) * bid
             bid = bid if bid < self._max_bid else self._max_bid
         # _capped, inlined (one call fewer per running borrower and cycle).
         hours = self._hours

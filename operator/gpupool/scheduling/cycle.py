@@ -8,9 +8,10 @@ Stages (SCHEDULING.md, "One cycle"):
 3. guarantees: within a tier, demand inside a tenant's guarantee goes first and
    may reclaim GPUs other tenants borrow (:mod:`.guarantees`);
 4. auction for the rest (borrowed capacity): bids from the workload or the
-   fairness agent, capped by credits (:mod:`.auction`, :mod:`.fairness`); the
-   veterans' lane, a bounded share of the pool for the training work that has run
-   longest, bids the ceiling (:mod:`.veterans`);
+   fairness agent (scaled by the tenant's weight over the pool's mean weight), capped
+   by credits (:mod:`.auction`, :mod:`.fairness`); the veterans' lane, a bounded
+   share of the pool for the training work that has run longest, bids the ceiling
+   (:mod:`.veterans`);
 5. placement of each winner (:mod:`.placement`);
 6. preemption plan (:mod:`.preemption`);
 7. decisions with a reason for every workload left waiting.
@@ -38,7 +39,7 @@ from collections.abc import Callable, Mapping
 from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
-from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price
+from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price, weight_factors
 from gpupool.scheduling.capacity import (
     CLAIMED,
     FREE,
@@ -249,7 +250,7 @@ class _Cycle:
         self.config = config
         self.now = snapshot.now
         self.tenants = snapshot.tenants
-        self.bidder = Bidder(snapshot.now, config)
+        self.bidder = Bidder(snapshot.now, config, weight_factors(snapshot.tenants.values()))
         self.state = ClusterState(snapshot.nodes, config.health)
         self.preemptions: dict[WorkloadUid, Preemption] = {}
         self.bindings: dict[WorkloadUid, Placement] = {}
@@ -504,6 +505,7 @@ class _Cycle:
         now = self.now
         budgets = {name: bidder.budget(tenant) for name, tenant in self.tenants.items()}
         base = bidder.base_bid
+        bases = bidder.bases
         max_bid = bidder.max_bid
         aging_s = bidder.aging_s
         veterans = bidder.veterans
@@ -552,7 +554,7 @@ class _Cycle:
                 if aging_from is not None:
                     queued = now - aging_from
                     bid += (queued if queued > 0 else 0.0) / aging_s
-                bid = base * bid
+                bid = (bases.get(tenant_name, base) if bases else base) * bid
                 bid = bid if bid < max_bid else max_bid
             if gpu_hours is not None:
                 cap = budget / gpu_hours

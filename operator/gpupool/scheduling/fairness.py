@@ -55,11 +55,14 @@ def _rho_at(workload: Workload, at: float, attained: float, config: FairnessAgen
     return (waited + denominator) / denominator
 
 
-def fairness_bid(workload: Workload, now: float, config: FairnessAgentConfig) -> float:
+def fairness_bid(
+    workload: Workload, now: float, config: FairnessAgentConfig, *, weight: float = 1.0
+) -> float:
     """The agent's bid per GPU-hour (before the tenant's credit cap).
 
-    A running workload bids at least what it bid when it won its GPUs when
-    ``config.hold_winning_bid`` is set (see :class:`FairnessAgentConfig`).
+    ``weight`` is the tenant's weight factor (:func:`gpupool.scheduling.auction.weight_factors`):
+    it scales the base bid. A running workload bids at least what it bid when it won its
+    GPUs when ``config.hold_winning_bid`` is set (see :class:`FairnessAgentConfig`).
     """
     bid = _bid_at(
         workload, now, attained_service_s(workload, now), workload.allocation is None, config
@@ -68,7 +71,7 @@ def fairness_bid(workload: Workload, now: float, config: FairnessAgentConfig) ->
     if config.hold_winning_bid and allocation is not None:
         won = _bid_at(workload, allocation.started_at, workload.attained_service_s, True, config)
         bid = max(bid, won)
-    return min(config.base_bid_per_gpu_hour * bid, config.max_bid_per_gpu_hour)
+    return min(config.base_bid_per_gpu_hour * weight * bid, config.max_bid_per_gpu_hour)
 
 
 def _bid_at(

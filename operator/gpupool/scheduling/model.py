@@ -94,6 +94,8 @@ class Tenant:
     max_gpus: int | None = None
     """Borrowing ceiling (guaranteed + borrowed); ``None`` means the whole pool."""
     weight: float = 1.0
+    """Positive. The fairness agent's bids for this tenant's work are multiplied by
+    weight / the pool's mean weight (:func:`gpupool.scheduling.auction.weight_factors`)."""
     credits_per_hour: float = 0.0
     credits_max: float = 0.0
     credit_balance: float = 0.0

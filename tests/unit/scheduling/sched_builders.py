@@ -138,9 +138,11 @@ def tenant(
     max_gpus: int | None = None,
     balance: float = 1e6,
     per_hour: float = 100.0,
+    weight: float = 1.0,
 ) -> Tenant:
     return Tenant(
         name=TenantName(name),
+        weight=weight,
         guaranteed_gpus=guaranteed,
         max_gpus=max_gpus,
         credits_per_hour=per_hour,

@@ -104,7 +104,7 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective_pending() -> N
         )
         tenant = rng.choice(tenants)
         gpus = rng.choice([0.0, float(workload.requested_gpus)])
-        bidder = Bidder(now, config)
+        bidder = Bidder(now, config, rng.choice([None, {TenantName("t"): 1.5}]))
         if rng.random() < 0.1:
             bidder.veterans = frozenset({workload.uid})
         expected = bidder.effective_pending(workload, tenant, gpus)
@@ -114,6 +114,7 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective_pending() -> N
             bidder.pending_constants(workload),
             bidder.budget(tenant),
             bidder.gpu_hours(gpus),
+            tenant=workload.tenant,
         )
         assert _bits(got) == _bits(expected)
 

@@ -290,6 +290,42 @@ def test_bid_below_reserve_waits_with_that_reason() -> None:
     assert "reserve price" in reason.message
 
 
+@pytest.mark.parametrize(("weights", "winner"), [((1.0, 1.0), "early"), ((1.0, 3.0), "late")])
+def test_tenant_weight_scales_the_agents_bids_for_contested_gpus(
+    weights: tuple[float, float], winner: str
+) -> None:
+    # One free GPU, two equally sized jobs of two tenants; "early" waited longer.
+    snap = snapshot(
+        job("early").tenant("a").gpus(1).submitted(0.0),
+        job("late").tenant("b").gpus(1).submitted(100.0),
+        nodes=[node("n0", 1)],
+        tenants=[tenant("a", weight=weights[0]), tenant("b", weight=weights[1])],
+    )
+    decisions = run_cycle(snap, CONFIG)
+    assert set(decisions.bindings) == {winner}
+    unweighted = run_cycle(
+        snapshot(
+            *(replace(w, tenant=TenantName("a")) for w in snap.workloads.values()),
+            nodes=[node("n0", 1)],
+            tenants=[tenant("a")],
+        ),
+        CONFIG,
+    ).bids
+    mean = sum(weights) / 2
+    for uid, weight in (("early", weights[0]), ("late", weights[1])):
+        assert decisions.bids[uid] == pytest.approx(unweighted[uid] * weight / mean)
+
+
+def test_tenant_weight_leaves_explicit_bids_alone() -> None:
+    snap = snapshot(
+        job("a1").tenant("a").gpus(1).bid(2.0),
+        job("b1").tenant("b").gpus(1).bid(2.0),
+        nodes=[node("n0", 1)],
+        tenants=[tenant("a", weight=1.0), tenant("b", weight=5.0)],
+    )
+    assert run_cycle(snap, CONFIG).bids == {"a1": 2.0, "b1": 2.0}
+
+
 def test_empty_credits_cap_the_bid() -> None:
     snap = snapshot(
         job("a").tenant("broke").gpus(1).bid(2.0),

@@ -28,7 +28,7 @@ from gpupool.scheduling import (
     WorkloadUid,
     run_cycle,
 )
-from gpupool.scheduling.auction import Bidder, effective_bid, raw_bid
+from gpupool.scheduling.auction import Bidder, effective_bid, raw_bid, weight_factors
 from gpupool.scheduling.credits import settle, spend_credits
 from gpupool.scheduling.guarantees import split_running
 
@@ -91,6 +91,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             credits_per_hour=draw(st.sampled_from([0.0, 10.0])),
             credits_max=1000.0,
             credit_balance=draw(st.sampled_from([0.0, 5.0, 1000.0])),
+            weight=draw(st.sampled_from([1.0, 1.0, 3.0])),
         )
         for name in names
     }
@@ -381,13 +382,15 @@ AGED_HOLDING = replace(
 def test_fast_bidder_matches_the_reference_functions(
     snapshot: Snapshot, config: PoolConfig
 ) -> None:
-    bidder = Bidder(snapshot.now, config)
+    factors = weight_factors(snapshot.tenants.values())
+    bidder = Bidder(snapshot.now, config, factors)
     for workload in snapshot.workloads.values():
         tenant = snapshot.tenants[workload.tenant]
         gpus = workload.requested_gpus
-        assert bidder.raw(workload) == raw_bid(workload, snapshot.now, config)
+        weight = factors.get(workload.tenant, 1.0)
+        assert bidder.raw(workload) == raw_bid(workload, snapshot.now, config, weight=weight)
         assert bidder.effective(workload, tenant, gpus) == effective_bid(
-            workload, tenant, gpus, snapshot.now, config
+            workload, tenant, gpus, snapshot.now, config, weight=weight
         )
 
 
@@ -396,7 +399,7 @@ def test_fast_bidder_matches_the_reference_functions(
 def test_inlined_bids_of_pending_and_running_workloads_match_effective(
     snapshot: Snapshot, config: PoolConfig
 ) -> None:
-    bidder = Bidder(snapshot.now, config)
+    bidder = Bidder(snapshot.now, config, weight_factors(snapshot.tenants.values()))
     for workload in snapshot.workloads.values():
         tenant = snapshot.tenants[workload.tenant]
         for gpus in (workload.requested_gpus, 0.0):
