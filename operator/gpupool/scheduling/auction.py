@@ -202,49 +202,10 @@ class Bidder:
             bid += (queued if queued > 0 else 0.0) / self._aging_s
         return bid
 
-    def effective_pending(self, workload: Workload, tenant: Tenant, gpus: float) -> float:
-        """:meth:`effective` of a pending workload (``allocation is None``), inlined.
-
-        For speed: one Python call per pending workload instead of three (the replay's
-        queue is bid every cycle); the arithmetic is :meth:`_unscaled` at ``now`` with
-        ``pending=True`` followed by :meth:`effective`, operation for operation, so the
-        result is bit-identical.
-        """
-        explicit = workload.bid_per_gpu_hour
-        if explicit is not None:
-            bid = explicit if explicit > 0.0 else 0.0
-        elif workload.uid in self.veterans:
-            bid = self._max_bid
-        else:
-            now = self._now
-            attained = workload.attained_service_s
-            prior = self._prior
-            waited = now - workload.submitted_at - attained
-            hint = workload.expected_duration_s
-            if hint is not None and hint > 0:
-                remaining = max(hint - attained, 0.1 * hint)
-            else:
-                remaining = attained if attained > prior else prior
-            denominator = attained + remaining
-            if denominator <= 0:
-                rho = 1.0
-            else:
-                rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
-            bonus = 1.0 + self._bonus * prior / (prior + attained) if prior > 0 else 1.0
-            bid = rho * bonus
-            if self._aging_s > 0 and (workload.preemptions > 0 or self._aging_all):
-                queued_at = workload.queued_at
-                queued = now - (workload.submitted_at if queued_at is None else queued_at)
-                bid += (queued if queued > 0 else 0.0) / self._aging_s
-            bid = (
-                self._bases.get(workload.tenant, self._base) if self._bases else self._base
-            ) * bid
-            bid = bid if bid < self._max_bid else self._max_bid
-        return self._capped(bid, tenant, gpus)
-
     def pending_constants(self, workload: Workload) -> BidConstants:
-        """What :meth:`effective_pending` computes from the workload object alone (the same
-        every cycle while the object is unchanged); :meth:`pending_bid` finishes it.
+        """What a pending workload's bid (:meth:`effective`) takes from the workload object
+        alone (the same every cycle while the object is unchanged); :meth:`pending_bid`
+        finishes it.
 
         ``(explicit bid or None, attained, denominator, bonus, aging start or None)``:
         the explicit bid already clamped at 0; the aging start is ``None`` when the
@@ -291,8 +252,10 @@ class Bidder:
         *,
         tenant: str,
     ) -> float:
-        """:meth:`effective_pending` from :meth:`pending_constants`, :meth:`budget` and
-        :meth:`gpu_hours`, operation for operation (bit-identical).
+        """:meth:`effective` of a pending workload from :meth:`pending_constants`,
+        :meth:`budget` and :meth:`gpu_hours`: the arithmetic of :meth:`raw` and
+        :meth:`_unscaled` (``pending=True``) then :meth:`_capped`, operation for operation
+        (bit-identical).
 
         The reference for the copy inlined in ``_Cycle.order_pending`` (tests compare
         the three).
@@ -325,8 +288,9 @@ class Bidder:
     ) -> float:
         """:meth:`effective` of a running workload (``allocation`` is its allocation), inlined.
 
-        For speed, like :meth:`effective_pending`: :meth:`raw` and :meth:`_unscaled` (with
-        ``pending=False``, so no aging) operation for operation, bit-identical.
+        For speed (one Python call per running borrower instead of three): :meth:`raw` and
+        :meth:`_unscaled` (with ``pending=False``, so no aging) then :meth:`_capped`,
+        operation for operation, bit-identical.
         """
         explicit = workload.bid_per_gpu_hour
         if explicit is not None:

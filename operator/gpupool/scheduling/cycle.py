@@ -538,8 +538,8 @@ class _Cycle:
                 )
                 continue
             # Bidder.pending_bid inlined (one Python call fewer per pending workload, the
-            # queue is bid every cycle): the arithmetic of Bidder.effective_pending,
-            # operation for operation, so the bid is bit-identical.
+            # queue is bid every cycle): its arithmetic operation for operation, so the
+            # bid is bit-identical (tests compare both with Bidder.effective).
             if explicit is not None:
                 bid = explicit
             elif uid in veterans:

@@ -74,7 +74,7 @@ def _bits(value: float) -> str:
     return value.hex() if isinstance(value, float) else repr(value)
 
 
-def test_pending_bid_from_constants_is_bit_identical_to_effective_pending() -> None:
+def test_pending_bid_from_constants_is_bit_identical_to_effective() -> None:
     rng = random.Random(1)
     configs = [
         PoolConfig(),
@@ -107,7 +107,7 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective_pending() -> N
         bidder = Bidder(now, config, rng.choice([None, {TenantName("t"): 1.5}]))
         if rng.random() < 0.1:
             bidder.veterans = frozenset({workload.uid})
-        expected = bidder.effective_pending(workload, tenant, gpus)
+        expected = bidder.effective(workload, tenant, gpus)
         got = bidder.pending_bid(
             workload.uid,
             workload.submitted_at,

@@ -406,7 +406,15 @@ def test_inlined_bids_of_pending_and_running_workloads_match_effective(
             expected = bidder.effective(workload, tenant, gpus)
             allocation = workload.allocation
             if allocation is None:
-                assert bidder.effective_pending(workload, tenant, gpus) == expected
+                got = bidder.pending_bid(
+                    workload.uid,
+                    workload.submitted_at,
+                    bidder.pending_constants(workload),
+                    bidder.budget(tenant),
+                    bidder.gpu_hours(gpus),
+                    tenant=workload.tenant,
+                )
+                assert got == expected
             else:
                 assert bidder.effective_running(workload, allocation, tenant, gpus) == expected
 
