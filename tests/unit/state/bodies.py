@@ -28,7 +28,7 @@ def pool_body(
             "tenants": tenants
             if tenants is not None
             else [
-                {"namespace": "team-a", "guaranteedGPUs": 8, "maxGPUs": 32},
+                {"namespace": "team-a", "guaranteedGPUs": 8, "maxGPUs": 32, "weight": 3},
                 {"namespace": "team-b", "guaranteedGPUs": 8},
             ],
             "auction": {"intervalSeconds": 1},

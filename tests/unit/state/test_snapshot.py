@@ -75,6 +75,8 @@ def test_tenants_carry_terms_and_balances() -> None:
     assert tenants["team-a"].guaranteed_gpus == 8  # type: ignore[index]
     assert tenants["team-a"].max_gpus == 32  # type: ignore[index]
     assert tenants["team-a"].credit_balance == 5.0  # type: ignore[index]
+    assert tenants["team-a"].weight == 3.0  # type: ignore[index]
+    assert tenants["team-b"].weight == 1.0  # type: ignore[index]
 
 
 def test_queued_job_is_pending() -> None:
