@@ -60,7 +60,7 @@ from gpupool.scheduling.decisions import (
     WaitCode,
     WaitingReason,
 )
-from gpupool.scheduling.guarantees import split_running
+from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
 from gpupool.scheduling.health import gpu_problem
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
@@ -160,7 +160,7 @@ _PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
 
 _RunningFacts = tuple[
     Workload,
-    tuple[Workload, float],
+    GuaranteeEntry,
     float,
     int,
     WorkloadUid,
@@ -170,7 +170,7 @@ _RunningFacts = tuple[
     Candidate | None,
 ]
 """What a cycle takes from a running workload (not terminating, every GPU found and usable)
-and the node layout alone: (workload, (workload, GPUs), GPUs it holds, tier, UID, its GPU
+and the node layout alone: (workload, its guarantee entry, GPUs it holds, tier, UID, its GPU
 slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count,
 its veterans' lane candidate or None)."""
 
@@ -188,7 +188,7 @@ def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
     places = tuple((ns.idx, slot) for ns, slot in state.held[workload.uid])
     return (
         workload,
-        (workload, gpus),
+        guarantee_entry(workload, gpus),
         gpus,
         int(workload.tier),
         workload.uid,
@@ -259,8 +259,8 @@ class _Cycle:
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[Loss] = []
         self.pending: list[_PendingFacts] = []
-        self.running: list[tuple[Workload, float]] = []
-        """Running workloads keeping their GPUs, each with the GPUs it holds."""
+        self.running: list[GuaranteeEntry] = []
+        """Running workloads keeping their GPUs (:func:`~.guarantees.guarantee_entry`)."""
         self.running_facts: list[_RunningFacts] = []
         """The same workloads' :data:`_RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}

@@ -19,57 +19,57 @@ from collections.abc import Iterable, Mapping
 
 from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
 
+GuaranteeEntry = tuple[int, float, WorkloadUid, Workload, float]
+"""A running workload in the order of the module docstring: (-tier, started at, UID,
+workload, GPUs it holds); the natural order of these tuples is that order (UIDs are
+distinct, so the workload itself is never compared)."""
+
+
+def guarantee_entry(workload: Workload, gpus: float) -> GuaranteeEntry:
+    """A running workload holding ``gpus`` GPUs, decorated for :func:`split_running`.
+    Depends on the workload object alone, so a cycle carries it along."""
+    allocation = workload.allocation
+    started = allocation.started_at if allocation is not None else 0.0
+    return (-workload.tier, started, workload.uid, workload, gpus)
+
 
 def split_running(
-    running: Iterable[tuple[Workload, float]], tenants: Mapping[TenantName, Tenant]
+    running: Iterable[GuaranteeEntry], tenants: Mapping[TenantName, Tenant]
 ) -> tuple[set[WorkloadUid], dict[TenantName, float], dict[TenantName, float]]:
     """``(uids inside their guarantee, guaranteed GPUs used, all GPUs used)`` per tenant.
 
-    ``running`` pairs each running workload with the GPUs it holds.
+    ``running``: each running workload's :func:`guarantee_entry` (distinct UIDs).
     """
-    by_tenant: dict[TenantName, list[tuple[Workload, float]]] = {}
+    by_tenant: dict[TenantName, list[GuaranteeEntry]] = {}
     used: dict[TenantName, float] = {}
-    for pair in running:
-        name = pair[0].tenant
+    for entry in running:
+        name = entry[3].tenant
         members = by_tenant.get(name)
         if members is None:
-            by_tenant[name] = [pair]
-            used[name] = pair[1]
+            by_tenant[name] = [entry]
+            used[name] = entry[4]
         else:
-            members.append(pair)
-            used[name] += pair[1]
+            members.append(entry)
+            used[name] += entry[4]
     inside: set[WorkloadUid] = set()
     guaranteed_used: dict[TenantName, float] = {}
     for name, members in by_tenant.items():
         tenant = tenants.get(name)
         guarantee = float(tenant.guaranteed_gpus) if tenant is not None else 0.0
         if used[name] <= guarantee:
-            inside.update(w.uid for w, _ in members)
+            inside.update(entry[2] for entry in members)
             guaranteed_used[name] = used[name]
             continue
-        # Decorated with the order of the module docstring (tier, start, UID), built inline
-        # and compared as plain tuples (no Python call per member); the position breaks
-        # a full tie the way a stable sort would, so a workload is never compared. A heap,
-        # not a sort: first-fit stops once not even the smallest member fits, which is
-        # usually long before the end of a tenant that borrows a lot.
-        keyed = [
-            (
-                -workload.tier,
-                workload.allocation.started_at if workload.allocation is not None else 0.0,
-                workload.uid,
-                position,
-                workload,
-                gpus,
-            )
-            for position, (workload, gpus) in enumerate(members)
-        ]
-        smallest = min(gpus for _, gpus in members)
-        heapq.heapify(keyed)
+        # A heap of the entries (already decorated with the order), not a sort: first-fit
+        # stops once not even the smallest member fits, which is usually long before the
+        # end of a tenant that borrows a lot.
+        smallest = min(entry[4] for entry in members)
+        heapq.heapify(members)
         total = 0.0
-        while keyed and total + smallest <= guarantee:
-            _, _, _, _, workload, gpus = heapq.heappop(keyed)
+        while members and total + smallest <= guarantee:
+            _, _, uid, _, gpus = heapq.heappop(members)
             if total + gpus <= guarantee:
                 total += gpus
-                inside.add(workload.uid)
+                inside.add(uid)
         guaranteed_used[name] = total
     return inside, guaranteed_used, used

@@ -30,7 +30,7 @@ from gpupool.scheduling import (
 )
 from gpupool.scheduling.auction import Bidder, effective_bid, raw_bid, weight_factors
 from gpupool.scheduling.credits import settle, spend_credits
-from gpupool.scheduling.guarantees import split_running
+from gpupool.scheduling.guarantees import guarantee_entry, split_running
 
 CONFIG = PoolConfig()
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -240,7 +240,9 @@ def test_higher_tier_is_never_blocked_by_a_preemptible_lower_tier(
         return
     # It waits without preempting: then even with every lower-tier borrower gone
     # (all it may preempt) it must not fit.
-    inside, _, _ = split_running([(w, w.allocated_gpus()) for w in running], snapshot.tenants)
+    inside, _, _ = split_running(
+        [guarantee_entry(w, w.allocated_gpus()) for w in running], snapshot.tenants
+    )
     kept = {
         uid: w
         for uid, w in workloads.items()
@@ -260,7 +262,7 @@ def test_tenant_inside_its_guarantee_is_never_preempted_by_borrowers(
 ) -> None:
     decisions = run_cycle(snapshot, CONFIG)
     running = [
-        (w, w.allocated_gpus())
+        guarantee_entry(w, w.allocated_gpus())
         for w in snapshot.workloads.values()
         if w.allocation is not None and w.preempted_at is None
     ]
