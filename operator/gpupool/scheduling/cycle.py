@@ -68,10 +68,12 @@ from gpupool.scheduling.preemption import (
     RunningEntry,
     Victim,
     VictimClass,
+    VictimFacts,
     VictimIndex,
     find_victims,
     make_victim,
     release_victim,
+    victim_facts,
 )
 from gpupool.scheduling.reasons import Loss, waiting_reasons
 from gpupool.scheduling.shapes import (
@@ -168,11 +170,12 @@ _RunningFacts = tuple[
     bool,
     int,
     Candidate | None,
+    VictimFacts,
 ]
 """What a cycle takes from a running workload (not terminating, every GPU found and usable)
 and the node layout alone: (workload, its guarantee entry, GPUs it holds, tier, UID, its GPU
 slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count,
-its veterans' lane candidate or None)."""
+its veterans' lane candidate or None, its victim facts)."""
 
 _RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
 """Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
@@ -196,6 +199,7 @@ def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
         share is None,
         len(places),
         lane_candidate(workload, gpus),
+        victim_facts(workload),
     )
 
 
@@ -265,7 +269,7 @@ class _Cycle:
         """The same workloads' :data:`_RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
         """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
-        GPUs, guaranteed, bid)."""
+        GPUs, guaranteed, bid, victim facts)."""
         self.borrowers: list[tuple[WorkloadUid, int, float]] = []
         """Running borrowers: (uid, tier, bid)."""
         self.winners: list[tuple[WorkloadUid, int, float, bool]] = []
@@ -432,13 +436,13 @@ class _Cycle:
         # class_slots keep below).
         by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
         found: tuple[list[RunningEntry], list[int]] | None
-        for workload, _, gpus, tier, uid, _, _, slots, _ in self.running_facts:
+        for workload, _, gpus, tier, uid, _, _, slots, _, victim in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
                 found = by_class.get(2 * tier + 1)
                 if found is None:
                     found = by_class[2 * tier + 1] = ([], [])
-                found[0].append((workload, gpus, True, None))
+                found[0].append((workload, gpus, True, None, victim))
                 found[1].append(slots)
                 continue
             tenant = tenants.get(workload.tenant)
@@ -460,7 +464,7 @@ class _Cycle:
             found = by_class.get(2 * tier)
             if found is None:
                 found = by_class[2 * tier] = ([], [])
-            found[0].append((workload, gpus, False, bid))
+            found[0].append((workload, gpus, False, bid, victim))
             found[1].append(slots)
             borrowers.append((uid, tier, bid))
         for code, (members, slot_counts) in by_class.items():

@@ -90,8 +90,25 @@ VictimClass = tuple[int, bool]
 """(tier, inside guarantee)."""
 
 
-RunningEntry = tuple[Workload, float, bool, "float | None"]
-"""A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None)."""
+VictimFacts = tuple[float, float, WorkloadUid, tuple[tuple[str, int], ...]]
+"""What a victim's order and reach take from its workload object alone (carried across
+cycles, see :func:`victim_facts`): (last checkpoint or start, -start, UID, GPUs per
+replica's node as (node name, GPUs))."""
+
+RunningEntry = tuple[Workload, float, bool, "float | None", VictimFacts]
+"""A running workload that may be preempted: (workload, GPUs, guaranteed, bid or None, its
+:func:`victim_facts`)."""
+
+
+def victim_facts(workload: Workload) -> VictimFacts:
+    """The :data:`VictimFacts` of a running workload."""
+    allocation = workload.allocation
+    assert allocation is not None
+    started = allocation.started_at
+    checkpoint = workload.last_checkpoint_at
+    since = started if checkpoint is None else max(started, checkpoint)
+    nodes = tuple((replica.node, len(replica.gpu_indices)) for replica in allocation.replicas)
+    return (since, -started, workload.uid, nodes)
 
 
 class VictimQueue:
@@ -117,7 +134,7 @@ class VictimQueue:
         heap = self._heap
         while len(out) <= index:
             bid, lost, neg_started, uid, _, entry = heapq.heappop(heap)
-            workload, gpus, guaranteed, _ = entry
+            workload, gpus, guaranteed, _, _ = entry
             out.append(Victim(workload, uid, self._tier, guaranteed, bid, gpus, -neg_started, lost))
         return out[index]
 
@@ -166,15 +183,18 @@ class VictimIndex:
         now = self._now
         keyed: list[tuple[float, float, float, WorkloadUid, int, RunningEntry]] = []
         for position, entry in enumerate(self._groups.get(key, ())):
-            workload, _, _, known_bid = entry
-            allocation = workload.allocation
-            assert allocation is not None
-            started = allocation.started_at
-            checkpoint = workload.last_checkpoint_at
-            since = started if checkpoint is None else max(started, checkpoint)
-            lost = max(0.0, now - since)
-            bid = bid_of(workload) if known_bid is None else known_bid
-            keyed.append((bid, lost, -started, workload.uid, position, entry))
+            workload, _, _, known_bid, (since, neg_started, uid, _) = entry
+            lost = now - since
+            keyed.append(
+                (
+                    bid_of(workload) if known_bid is None else known_bid,
+                    lost if lost > 0.0 else 0.0,  # max(0.0, lost), without the call
+                    neg_started,
+                    uid,
+                    position,
+                    entry,
+                )
+            )
         return VictimQueue(keyed, tier=key[0])
 
     def _class_gpus_by_node(self, key: VictimClass) -> dict[str, int]:
@@ -182,12 +202,9 @@ class VictimIndex:
         counts = self._node_class.get(key)
         if counts is None:
             counts = {}
-            for workload, _, _, _ in self._groups.get(key, ()):
-                allocation = workload.allocation
-                if allocation is None:
-                    continue
-                for replica in allocation.replicas:
-                    counts[replica.node] = counts.get(replica.node, 0) + len(replica.gpu_indices)
+            for entry in self._groups.get(key, ()):
+                for name, gpus in entry[4][3]:
+                    counts[name] = counts.get(name, 0) + gpus
             self._node_class[key] = counts
         return counts
 
