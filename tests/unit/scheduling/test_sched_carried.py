@@ -63,6 +63,19 @@ def test_carried_facts_decide_what_a_cold_cycle_decides(seed: int, config: PoolC
                 if workload.allocation is None:
                     workloads[uid] = replace(workload, bid_per_gpu_hour=3.5, submitted_at=0.0)
             snapshot = replace(snapshot, workloads=workloads)
+        if serial == 3:
+            # Running workloads replaced (a checkpoint, an earlier start): their guarantee
+            # order and victim order are derived again, not carried.
+            workloads = dict(snapshot.workloads)
+            for uid, workload in list(workloads.items())[::5]:
+                allocation = workload.allocation
+                if allocation is not None and workload.preempted_at is None:
+                    workloads[uid] = replace(
+                        workload,
+                        last_checkpoint_at=snapshot.now - 1.0,
+                        allocation=replace(allocation, started_at=allocation.started_at - 900.0),
+                    )
+            snapshot = replace(snapshot, workloads=workloads)
         decisions = run_cycle(snapshot, config)  # with the previous cycles' facts
         warm = every_decision(decisions)
         assert warm == every_decision(_from_scratch(snapshot, config))
