@@ -73,6 +73,18 @@ def metric_value(exposition: str, name: str) -> float | None:
     return None
 
 
+def wait_for_trained_steps(pod_env: dict[str, str], steps: int, *, timeout: float) -> float:
+    """Wait until the pod's metrics (local rank 0) report global step >= ``steps``."""
+    metrics_url = f"http://127.0.0.1:{pod_env['GPUPOOL_METRICS_PORT']}/metrics"
+
+    def trained_steps() -> float | None:
+        status, body = http_get(metrics_url, timeout=2)
+        step = metric_value(body, "gpupool_trainer_step") if status == 200 else None
+        return step if step is not None and step >= steps else None
+
+    return wait_for(trained_steps, timeout=timeout, what=f"{steps} training steps on /metrics")
+
+
 # TODO(lead): when e2e/processnode lands, share its host mapping instead of this one.
 def pod_environment(
     *,

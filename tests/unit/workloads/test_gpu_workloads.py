@@ -24,9 +24,9 @@ from .support import (
     http_get,
     http_post_json,
     launch_pods,
-    metric_value,
     pod_environment,
     wait_for,
+    wait_for_trained_steps,
 )
 from .test_server_process import reference_model, train_a_checkpoint
 
@@ -65,14 +65,7 @@ def test_nccl_trainer_learns_on_the_gpu_is_preempted_and_resumes(tmp_path: Path)
     env = gpu_pod(tmp_path, attempt=0)
     (pod,) = launch_pods([env], [*FLAGS, "--summary-file", summary], tmp_path)
     try:
-        metrics_url = f"http://127.0.0.1:{env['GPUPOOL_METRICS_PORT']}/metrics"
-
-        def trained_steps() -> float | None:
-            status, body = http_get(metrics_url, timeout=2)
-            step = metric_value(body, "gpupool_trainer_step") if status == 200 else None
-            return step if step is not None and step >= 100 else None
-
-        wait_for(trained_steps, timeout=180, what="100 training steps on the GPU")
+        wait_for_trained_steps(env, 100, timeout=180)
         pod.send(signal.SIGTERM)
         code = pod.wait(timeout=60)
     finally:

@@ -13,11 +13,9 @@ from gpupool_workloads import checkpoint, contract
 
 from .support import (
     free_port,
-    http_get,
     launch_pods,
-    metric_value,
     pod_environment,
-    wait_for,
+    wait_for_trained_steps,
 )
 
 GRACE_SECONDS = 30.0
@@ -93,14 +91,7 @@ def test_sigterm_checkpoints_in_grace_and_relaunch_resumes(tmp_path: Path) -> No
     flags = [*FLAGS, "--epochs", "1000", "--summary-file", str(tmp_path / "summary-{rank}.json")]
     pods = launch_pods(envs, flags, tmp_path)
     try:
-        metrics_url = f"http://127.0.0.1:{envs[0]['GPUPOOL_METRICS_PORT']}/metrics"
-
-        def trained_steps() -> float | None:
-            status, body = http_get(metrics_url, timeout=2)
-            step = metric_value(body, "gpupool_trainer_step") if status == 200 else None
-            return step if step is not None and step >= 20 else None
-
-        wait_for(trained_steps, timeout=120, what="20 training steps on rank 0's metrics")
+        wait_for_trained_steps(envs[0], 20, timeout=120)
         signalled_at = time.monotonic()
         pods[1].send(signal.SIGTERM)  # the pod that does not write checkpoints
         codes = [pod.wait(timeout=GRACE_SECONDS) for pod in pods]
