@@ -42,12 +42,11 @@ from typing import NamedTuple, TypeVar
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price, weight_factors
 from gpupool.scheduling.capacity import (
     CLAIMED,
-    FREE,
     RELEASING,
-    SHARED,
     USED,
     ClusterState,
     NodeState,
+    ordered_layouts,
 )
 from gpupool.scheduling.carried import CarriedFacts
 from gpupool.scheduling.config import GuaranteeOrder, PoolConfig
@@ -62,6 +61,7 @@ from gpupool.scheduling.decisions import (
 )
 from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
 from gpupool.scheduling.health import gpu_problem
+from gpupool.scheduling.kept_nodes import Hold, forget_kept_nodes, kept_nodes, make_hold
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
 from gpupool.scheduling.preemption import (
@@ -101,9 +101,6 @@ its smallest gang, GPUs of its full gang, tenant, -tier (the order is -tier firs
 _tier_of = itemgetter(8)
 """The -tier of a :data:`_Keyed`."""
 
-
-_TAKEN_BY_USE = (FREE, RELEASING, SHARED)
-"""Slot states a running workload's whole GPU turns ``USED`` (``ClusterState.occupy``)."""
 
 _CARRIED_SLACK = 1024
 """Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
@@ -171,24 +168,24 @@ _RunningFacts = tuple[
     int,
     Candidate | None,
     VictimFacts,
+    Hold,
 ]
 """What a cycle takes from a running workload (not terminating, every GPU found and usable)
 and the node layout alone: (workload, its guarantee entry, GPUs it holds, tier, UID, its GPU
 slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count,
-its veterans' lane candidate or None, its victim facts)."""
+its veterans' lane candidate or None, its victim facts, its :data:`~.kept_nodes.Hold`)."""
 
 _RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
 """Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
 
 
-def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
-    """The facts of a running workload ``state.occupy_healthy`` just marked."""
+def _running_facts(workload: Workload, places: tuple[tuple[int, int], ...]) -> _RunningFacts:
+    """The facts of a running workload whose GPUs, all found and usable, are ``places``."""
     allocation = workload.allocation
     assert allocation is not None
     share = workload.gpu_share
     per_replica = workload.gpus_per_replica if share is None else share.fraction
     gpus = len(allocation.replicas) * per_replica
-    places = tuple((ns.idx, slot) for ns, slot in state.held[workload.uid])
     return (
         workload,
         guarantee_entry(workload, gpus),
@@ -200,6 +197,7 @@ def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
         len(places),
         lane_candidate(workload, gpus),
         victim_facts(workload),
+        make_hold(workload, places, USED),
     )
 
 
@@ -207,6 +205,7 @@ def forget_carried_facts() -> None:
     """Drop the facts carried between cycles (the next cycle derives everything again)."""
     _PENDING_FACTS.clear()
     _RUNNING_FACTS.clear()
+    forget_kept_nodes()
 
 
 def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
@@ -243,7 +242,11 @@ def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
     Pure and deterministic: the same snapshot and config give the same decisions
     (every ordering ends with the workload UID); reads no clock (``snapshot.now``).
     """
-    return _Cycle(snapshot, config).run()
+    cycle = _Cycle(snapshot, config)
+    try:
+        return cycle.run()
+    finally:
+        cycle.kept.give_back()
 
 
 class _Cycle:
@@ -255,7 +258,10 @@ class _Cycle:
         self.now = snapshot.now
         self.tenants = snapshot.tenants
         self.bidder = Bidder(snapshot.now, config, weight_factors(snapshot.tenants.values()))
-        self.state = ClusterState(snapshot.nodes, config.health)
+        self.kept = kept_nodes(ordered_layouts(snapshot.nodes, config.health))
+        """The node states this cycle borrows (:mod:`.kept_nodes`)."""
+        self.state: ClusterState
+        """The capacity index (built by ``index_snapshot``)."""
         self.preemptions: dict[WorkloadUid, Preemption] = {}
         self.bindings: dict[WorkloadUid, Placement] = {}
         self.prices: dict[WorkloadUid, float] = {}
@@ -307,27 +313,25 @@ class _Cycle:
     # -- stage 1: snapshot -> capacity index, health filter ------------------------------
 
     def index_snapshot(self) -> None:
-        state = self.state
         pending = self.pending
         running = self.running
-        occupy_healthy = state.occupy_healthy
+        kept = self.kept
+        places_of = kept.places_of
         # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
         # same object); new ones are added. Pruned to this cycle's queue once it holds
         # many gone workloads.
         known = _PENDING_FACTS.previous(self.config)
         if not known:
             _PENDING_FACTS.keep(self.config, known)
-        # Running workloads' GPUs as (node position, slot), carried likewise per node
-        # layout (the same list object: the same nodes, by name, and thresholds), for
-        # those whose every GPU was found usable.
-        layouts = state.layouts
+        # Running workloads' facts, carried likewise per node layout list (the same list
+        # object: the same nodes, by name, and thresholds), for those whose every GPU was
+        # found usable.
+        layouts = kept.layouts
         known_running = _RUNNING_FACTS.previous(layouts)
         if not known_running:
             _RUNNING_FACTS.keep(layouts, known_running)
         running_facts = self.running_facts
-        occupy_places = state.occupy_places
-        nodes = state.nodes
-        held = state.held
+        holds: list[Hold] = []
         bidder = self.bidder
         for key, workload in self.snapshot.workloads.items():
             if workload.allocation is None:
@@ -337,61 +341,50 @@ class _Cycle:
                 pending.append(facts)
                 continue
             carried = known_running.get(key)
-            if carried is not None and carried[0] is workload:
-                if carried[6]:
-                    # state.occupy_places of whole GPUs, inlined (one call fewer per
-                    # running workload and cycle).
-                    slots: list[tuple[NodeState, int]] = []
-                    held[carried[4]] = slots
-                    for position, slot in carried[5]:
-                        ns = nodes[position]
-                        slots.append((ns, slot))
-                        ns.holders[slot] += 1
-                        status = ns.status
-                        if status[slot] in _TAKEN_BY_USE:
-                            status[slot] = USED
-                else:
-                    occupy_places(workload, carried[5], False)
-                running.append(carried[1])
-                running_facts.append(carried)
-                continue
-            if workload.preempted_at is None and occupy_healthy(workload):
-                carried = known_running[key] = _running_facts(workload, state)
-                running.append(carried[1])
-                running_facts.append(carried)
-                continue
-            self._index_releasing(workload, state.slots_of(workload))
+            if carried is None or carried[0] is not workload:
+                places = (
+                    None if workload.preempted_at is not None else places_of(workload, healthy=True)
+                )
+                if places is None:
+                    self._index_releasing(workload, holds)
+                    continue
+                carried = known_running[key] = _running_facts(workload, places)
+            running.append(carried[1])
+            running_facts.append(carried)
+            holds.append(carried[10])
         if len(known) > 2 * len(pending) + _CARRIED_SLACK:
             _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
-        state.finish_build()
+        self.state = kept.lend(self.snapshot.nodes, self.config.health, holds)
 
-    def _index_releasing(
-        self, workload: Workload, slots: list[tuple[NodeState, int]] | None
-    ) -> None:
+    def _index_releasing(self, workload: Workload, holds: list[Hold]) -> None:
         """A running workload that is terminating, or that must restart because its node
         or one of its GPUs left the pool (preempted now, with no grace)."""
-        state = self.state
-        if workload.preempted_at is not None:
-            if slots:
-                state.occupy(workload, slots, RELEASING)
-            return
-        problem = "its node or GPU left the pool"
-        for ns, slot in slots or ():
-            if ns.bad[slot]:
-                gpu = ns.node.gpus[slot]
-                detail = gpu_problem(gpu, self.config.health) or "unusable"
-                problem = f"GPU {ns.name}/{gpu.index} {detail}"
-                break
-        self.preemptions[workload.uid] = Preemption(
-            uid=workload.uid,
-            cause=PreemptionCause.UNHEALTHY_GPU,
-            reason=f"{problem}; restarting from its last checkpoint",
-            grace_deadline=self.now,
-        )
-        if slots:
-            state.occupy(workload, slots, RELEASING)
+        kept = self.kept
+        uid = workload.uid
+        hold = kept.releasing.get(uid)
+        if hold is None or hold[0] is not workload:
+            places = kept.places_of(workload, healthy=False)
+            hold = make_hold(workload, places or (), RELEASING)
+            kept.releasing[uid] = hold
+        if workload.preempted_at is None:
+            problem = "its node or GPU left the pool"
+            for position, slot in hold[1]:
+                ns = kept.nodes[position]
+                if ns.bad[slot]:
+                    gpu = ns.node.gpus[slot]
+                    detail = gpu_problem(gpu, self.config.health) or "unusable"
+                    problem = f"GPU {ns.name}/{gpu.index} {detail}"
+                    break
+            self.preemptions[uid] = Preemption(
+                uid=uid,
+                cause=PreemptionCause.UNHEALTHY_GPU,
+                reason=f"{problem}; restarting from its last checkpoint",
+                grace_deadline=self.now,
+            )
+        if hold[1]:
+            holds.append(hold)
 
     # -- the veterans' lane (bids of its members) ------------------------------------------
 
@@ -436,7 +429,7 @@ class _Cycle:
         # class_slots keep below).
         by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
         found: tuple[list[RunningEntry], list[int]] | None
-        for workload, _, gpus, tier, uid, _, _, slots, _, victim in self.running_facts:
+        for workload, _, gpus, tier, uid, _, _, slots, _, victim, _ in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
                 found = by_class.get(2 * tier + 1)
@@ -1044,7 +1037,9 @@ class _Cycle:
     ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
-        self.class_slots[(victim.tier, victim.guaranteed)] -= len(self.state.held[victim.uid])
+        self.class_slots[(victim.tier, victim.guaranteed)] -= len(
+            self.state.held_slots(victim.workload)
+        )
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)

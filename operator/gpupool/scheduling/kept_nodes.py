@@ -1,0 +1,261 @@
+"""The capacity index's starting point, kept from one cycle to the next.
+
+Why. Every cycle used to build its :class:`~.capacity.ClusterState` from nothing:
+a :class:`~.capacity.NodeState` per node, every running workload's GPUs marked
+slot by slot, then every node counted. Between two cycles only the few nodes
+where work started, finished or began releasing change, so most of that work
+repeated the previous cycle's.
+
+What is kept. A :class:`KeptNodes` per node layout list (the same nodes and
+health thresholds) holds the node states as they stood once every holder was
+marked and the nodes settled (the *base*), a copy of each node's mutable lists
+(its *image*), and the :data:`Hold` sequence that produced them. A node's base
+is a function of its layout and of the holds on it, in order (marking is
+order-dependent for shared GPUs). The next cycle, given its own holds:
+
+* nodes touched by a hold that came or went are reset and marked again from
+  their holds (all nodes, should the common holds appear in another order);
+* every other node already has its base, unless the previous cycle changed it
+  while placing (the cycle's scratch pad): those are restored from the image,
+  found by comparing their lists with it (nothing has to log its writes).
+
+The result is exactly the state a cold build gives (tests build both). Like
+:func:`~.capacity.node_layout` this is a cache of a pure function: the node
+states are lent to one cycle at a time (:meth:`KeptNodes.lend`) and
+:meth:`KeptNodes.give_back` returns them; a cycle that starts while they are
+lent (re-entrancy) builds its own.
+"""
+
+from __future__ import annotations
+
+from operator import is_
+
+from gpupool.scheduling.capacity import (
+    FREE,
+    RELEASING,
+    SHARED,
+    USED,
+    ClusterState,
+    NodeLayout,
+    NodeState,
+)
+from gpupool.scheduling.config import HealthThresholds
+from gpupool.scheduling.model import Node, Workload
+
+Hold = tuple[Workload, tuple[tuple[int, int], ...], int, frozenset[int]]
+"""A workload holding GPUs: (workload, its slots as (position in the node list, slot),
+``USED`` or ``RELEASING``, the positions of its nodes). Marked as
+:meth:`~.capacity.ClusterState.occupy` marks it."""
+
+
+def make_hold(workload: Workload, places: tuple[tuple[int, int], ...], state: int) -> Hold:
+    return (workload, places, state, frozenset(position for position, _ in places))
+
+
+_Image = tuple[
+    list[int],
+    list[int],
+    list[float],
+    list[int],
+    list[int],
+    list[int],
+    int,
+    int,
+    int,
+    int,
+    list[int],
+]
+"""A settled node's mutable state: (status, holders, share_used, mem_left, free_d, rel_d,
+free, rel, best_domain_free, usable GPUs, shared slots with room)."""
+
+
+class KeptNodes:
+    """The base node states of one node layout list (see the module)."""
+
+    __slots__ = ("_by_name", "_images", "_lent", "_nodes", "holds", "layouts", "releasing")
+
+    def __init__(self, layouts: list[tuple[Node, NodeLayout]]) -> None:
+        self.layouts = layouts
+        self._nodes = [NodeState(i, node, layout) for i, (node, layout) in enumerate(layouts)]
+        self._by_name = {ns.name: ns for ns in self._nodes}
+        self._images: list[_Image | None] = [None] * len(self._nodes)
+        self.holds: list[Hold] | None = None
+        """The holds the base was built from (``None``: not built yet)."""
+        self.releasing: dict[str, Hold] = {}
+        """Holds of terminating workloads by UID, for the next cycle to reuse (a hit only
+        for the very same workload object)."""
+        self._lent = False
+
+    @property
+    def nodes(self) -> list[NodeState]:
+        """The node states (to read their constant fields; their counts are lent with the
+        state)."""
+        return self._nodes
+
+    def places_of(self, workload: Workload, *, healthy: bool) -> tuple[tuple[int, int], ...] | None:
+        """A running workload's slots as (position, slot), in allocation order, or ``None``
+        if one is on a lost node or GPU (with ``healthy``: or on an unusable GPU); the
+        slots :meth:`~.capacity.ClusterState.slots_of` finds."""
+        allocation = workload.allocation
+        if allocation is None:
+            return ()
+        places: list[tuple[int, int]] = []
+        by_name = self._by_name
+        for replica in allocation.replicas:
+            ns = by_name.get(replica.node)
+            if ns is None:
+                return None
+            slot_of = ns.slot_of
+            bad = ns.bad
+            position = ns.idx
+            for device in replica.gpu_indices:
+                slot = slot_of.get(device)
+                if slot is None or (healthy and bad[slot]):
+                    return None
+                places.append((position, slot))
+        return tuple(places)
+
+    def lend(
+        self, nodes: tuple[Node, ...], thresholds: HealthThresholds, holds: list[Hold]
+    ) -> ClusterState:
+        """The capacity index for ``holds`` (in the snapshot's order), every holder marked
+        and every node settled; :meth:`give_back` it after the cycle."""
+        self._lent = True
+        previous = self.holds
+        changed: set[int] | None
+        if previous is None:
+            changed = set(range(len(self._nodes)))
+        elif len(previous) == len(holds) and all(map(is_, previous, holds)):
+            changed = set()
+        else:
+            changed = _changed_positions(previous, holds)
+            if changed is None:
+                changed = set(range(len(self._nodes)))
+        self.holds = holds
+        if changed:
+            self._mark(changed, holds)
+        state = ClusterState(nodes, thresholds, prepared=self._nodes)
+        state.holds = holds
+        images = self._images
+        for position, ns in enumerate(self._nodes):
+            image = images[position]
+            if position in changed or image is None:
+                usable, shared = ns.settle()
+                images[position] = image = (
+                    ns.status.copy(),
+                    ns.holders.copy(),
+                    ns.share_used.copy(),
+                    ns.mem_left.copy(),
+                    ns.free_d.copy(),
+                    ns.rel_d.copy(),
+                    ns.free,
+                    ns.rel,
+                    ns.best_domain_free,
+                    usable,
+                    shared,
+                )
+            elif (
+                ns.status != image[0]
+                or ns.holders != image[1]
+                or ns.share_used != image[2]
+                or ns.mem_left != image[3]
+                or ns.free_d != image[4]
+                or ns.rel_d != image[5]
+            ):
+                _restore(ns, image)
+            state.add_settled(ns, image[9], image[10])
+        return state
+
+    def give_back(self) -> None:
+        self._lent = False
+
+    @property
+    def lent(self) -> bool:
+        return self._lent
+
+    def _mark(self, changed: set[int], holds: list[Hold]) -> None:
+        """Reset the ``changed`` nodes and mark their holds on them, in order."""
+        nodes = self._nodes
+        layouts = self.layouts
+        for position in changed:
+            nodes[position].reset(layouts[position][1])
+        everything = len(changed) == len(nodes)
+        for workload, places, code, positions in holds:
+            if not everything and changed.isdisjoint(positions):
+                continue
+            share = workload.gpu_share
+            for position, slot in places:
+                if not everything and position not in changed:
+                    continue
+                ns = nodes[position]
+                ns.holders[slot] += 1
+                status = ns.status
+                current = status[slot]
+                if share is None:  # ClusterState.occupy of whole GPUs
+                    if current == FREE or (current == RELEASING and code == USED):
+                        status[slot] = code
+                    elif current == SHARED:
+                        status[slot] = USED
+                else:
+                    ns.share_used[slot] += share.fraction
+                    ns.mem_reserved[slot] += share.memory_mib
+                    if current in (FREE, RELEASING):
+                        status[slot] = SHARED
+
+
+def _changed_positions(previous: list[Hold], holds: list[Hold]) -> set[int] | None:
+    """Positions of the nodes a hold that came or went touches; ``None`` if the holds both
+    lists share are not in the same order (every node is then marked again)."""
+    before = set(map(id, previous))
+    now = set(map(id, holds))
+    changed: set[int] = set()
+    kept_before: list[Hold] = []
+    for hold in previous:
+        if id(hold) in now:
+            kept_before.append(hold)
+        else:
+            changed.update(hold[3])
+    kept_now: list[Hold] = []
+    for hold in holds:
+        if id(hold) in before:
+            kept_now.append(hold)
+        else:
+            changed.update(hold[3])
+    if len(kept_before) != len(kept_now) or not all(map(is_, kept_before, kept_now)):
+        return None
+    return changed
+
+
+def _restore(ns: NodeState, image: _Image) -> None:
+    """Put back a node the previous cycle changed while placing."""
+    ns.status = image[0].copy()
+    ns.holders = image[1].copy()
+    ns.share_used = image[2].copy()
+    ns.mem_left = image[3].copy()
+    ns.free_d = image[4].copy()
+    ns.rel_d = image[5].copy()
+    ns.free = image[6]
+    ns.rel = image[7]
+    ns.best_domain_free = image[8]
+
+
+_KEPT: dict[int, KeptNodes] = {}
+_KEPT_MAX = 4
+
+
+def kept_nodes(layouts: list[tuple[Node, NodeLayout]]) -> KeptNodes:
+    """The kept base of a node layout list; a fresh, unkept one if it is lent now."""
+    kept = _KEPT.get(id(layouts))
+    if kept is not None and kept.layouts is layouts:
+        if not kept.lent:
+            return kept
+        return KeptNodes(layouts)
+    kept = KeptNodes(layouts)
+    if len(_KEPT) >= _KEPT_MAX:
+        _KEPT.clear()
+    _KEPT[id(layouts)] = kept
+    return kept
+
+
+def forget_kept_nodes() -> None:
+    _KEPT.clear()
