@@ -249,24 +249,38 @@ _node_name = attrgetter("name")
 class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
 
-    def __init__(
-        self,
-        nodes: Iterable[Node],
-        thresholds: HealthThresholds,
-        *,
-        prepared: list[NodeState] | None = None,
-    ) -> None:
-        """``prepared``: node states for :func:`ordered_layouts` of these nodes, every
-        holder already marked and :meth:`NodeState.settle` d (see :mod:`.kept_nodes`);
+    def __init__(self, nodes: Iterable[Node], thresholds: HealthThresholds) -> None:
+        """An index of ``nodes`` with nothing held yet: :meth:`occupy` the running work,
+        then :meth:`finish_build`."""
+        layouts = ordered_layouts(nodes, thresholds)
+        states = [NodeState(i, node, layout) for i, (node, layout) in enumerate(layouts)]
+        self._start(layouts, states, {ns.name: ns for ns in states})
+
+    @classmethod
+    def around(
+        cls,
+        layouts: list[tuple[Node, NodeLayout]],
+        nodes: list[NodeState],
+        by_name: dict[NodeName, NodeState],
+    ) -> ClusterState:
+        """An index over node states already marked and settled (:mod:`.kept_nodes`):
         :meth:`add_settled` each, in order, instead of :meth:`finish_build`."""
-        self.layouts = ordered_layouts(nodes, thresholds)
+        state = cls.__new__(cls)
+        state._start(layouts, nodes, by_name)
+        return state
+
+    def _start(
+        self,
+        layouts: list[tuple[Node, NodeLayout]],
+        nodes: list[NodeState],
+        by_name: dict[NodeName, NodeState],
+    ) -> None:
+        self.layouts = layouts
         """The nodes by name with their layouts (the same list object for the same nodes
         and thresholds, see :func:`ordered_layouts`)."""
-        if prepared is None:
-            prepared = [NodeState(i, node, layout) for i, (node, layout) in enumerate(self.layouts)]
-        self.nodes = prepared
-        self.by_name = {ns.name: ns for ns in self.nodes}
-        self.max_gpus_per_node = max((len(ns.status) for ns in self.nodes), default=0)
+        self.nodes = nodes
+        self.by_name = by_name
+        self.max_gpus_per_node = max((len(ns.status) for ns in nodes), default=0)
         self.free_buckets: list[dict[NodeState, None]] = [
             {} for _ in range(self.max_gpus_per_node + 1)
         ]
@@ -274,7 +288,7 @@ class ClusterState:
             {} for _ in range(self.max_gpus_per_node + 1)
         ]
         """Nodes by ``best_domain_free``: any node in bucket k >= g holds a g-GPU replica."""
-        self.smallest_domain_limit = min((ns.max_domain_size for ns in self.nodes), default=0)
+        self.smallest_domain_limit = min((ns.max_domain_size for ns in nodes), default=0)
         self.rel_nodes: dict[NodeState, None] = {}
         self.shared: dict[tuple[NodeState, int], None] = {}
         self.free_total = 0
@@ -287,6 +301,9 @@ class ClusterState:
         """Workloads marked from their places (:data:`~.kept_nodes.Hold`), not by
         :meth:`occupy`: their slots are resolved into :attr:`held` when first read."""
         self._places: dict[WorkloadUid, tuple[tuple[int, int], ...]] | None = None
+        self.touched: set[NodeState] = set()
+        """Nodes changed since the build (:meth:`set_slots`, :meth:`add_share`,
+        :func:`~.preemption.release_victim`): what :mod:`.kept_nodes` restores."""
         self.version = 0
         """Bumped on every change, so derived totals can be cached safely."""
         self._capacity_cache: dict[tuple[int, bool], tuple[int, int]] = {}
@@ -373,6 +390,7 @@ class ClusterState:
     def set_slots(self, ns: NodeState, slots: Iterable[int], new_state: int) -> None:
         """Move whole-GPU slots of one node to ``new_state``, keeping counters exact."""
         self.version += 1
+        self.touched.add(ns)
         old_free = ns.free
         old_rel = ns.rel
         status = ns.status
@@ -430,6 +448,7 @@ class ClusterState:
 
     def add_share(self, ns: NodeState, slot: int, fraction: float, memory_mib: int) -> None:
         self.version += 1
+        self.touched.add(ns)
         if ns.status[slot] == FREE:
             self.set_slots(ns, (slot,), SHARED)
         ns.share_used[slot] += fraction

@@ -246,7 +246,7 @@ def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
     try:
         return cycle.run()
     finally:
-        cycle.kept.give_back()
+        cycle.kept.give_back(getattr(cycle, "state", None))
 
 
 class _Cycle:

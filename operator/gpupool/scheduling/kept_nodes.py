@@ -28,7 +28,8 @@ lent (re-entrancy) builds its own.
 
 from __future__ import annotations
 
-from operator import is_
+from itertools import compress
+from operator import is_, not_
 
 from gpupool.scheduling.capacity import (
     FREE,
@@ -72,7 +73,17 @@ free, rel, best_domain_free, usable GPUs, shared slots with room)."""
 class KeptNodes:
     """The base node states of one node layout list (see the module)."""
 
-    __slots__ = ("_by_name", "_images", "_lent", "_nodes", "holds", "layouts", "releasing")
+    __slots__ = (
+        "_by_name",
+        "_images",
+        "_lent",
+        "_nodes",
+        "_totals",
+        "_touched",
+        "holds",
+        "layouts",
+        "releasing",
+    )
 
     def __init__(self, layouts: list[tuple[Node, NodeLayout]]) -> None:
         self.layouts = layouts
@@ -85,6 +96,10 @@ class KeptNodes:
         """Holds of terminating workloads by UID, for the next cycle to reuse (a hit only
         for the very same workload object)."""
         self._lent = False
+        self._touched: set[NodeState] = set()
+        """Nodes the last cycle changed while placing (restored from their images)."""
+        self._totals: _Totals | None = None
+        """The buckets and totals of the settled nodes (``None``: to count again)."""
 
     @property
     def nodes(self) -> list[NodeState]:
@@ -122,6 +137,7 @@ class KeptNodes:
         and every node settled; :meth:`give_back` it after the cycle."""
         self._lent = True
         previous = self.holds
+        self.holds = None  # until this returns: a failure here rebuilds everything next time
         changed: set[int] | None
         if previous is None:
             changed = set(range(len(self._nodes)))
@@ -131,17 +147,19 @@ class KeptNodes:
             changed = _changed_positions(previous, holds)
             if changed is None:
                 changed = set(range(len(self._nodes)))
-        self.holds = holds
+        images = self._images
+        for ns in self._touched:
+            if ns.idx not in changed:
+                image = images[ns.idx]
+                assert image is not None
+                _restore(ns, image)
+        self._touched = set()
         if changed:
             self._mark(changed, holds)
-        state = ClusterState(nodes, thresholds, prepared=self._nodes)
-        state.holds = holds
-        images = self._images
-        for position, ns in enumerate(self._nodes):
-            image = images[position]
-            if position in changed or image is None:
+            for position in changed:
+                ns = self._nodes[position]
                 usable, shared = ns.settle()
-                images[position] = image = (
+                images[position] = (
                     ns.status.copy(),
                     ns.holders.copy(),
                     ns.share_used.copy(),
@@ -154,19 +172,27 @@ class KeptNodes:
                     usable,
                     shared,
                 )
-            elif (
-                ns.status != image[0]
-                or ns.holders != image[1]
-                or ns.share_used != image[2]
-                or ns.mem_left != image[3]
-                or ns.free_d != image[4]
-                or ns.rel_d != image[5]
-            ):
-                _restore(ns, image)
-            state.add_settled(ns, image[9], image[10])
+            self._totals = None
+        state = ClusterState.around(self.layouts, self._nodes, self._by_name)
+        state.holds = holds
+        totals = self._totals
+        if totals is None:
+            for ns, image in zip(self._nodes, images, strict=True):
+                assert image is not None
+                state.add_settled(ns, image[9], image[10])
+            self._totals = _Totals(state)
+        else:
+            totals.copy_to(state)
+        self.holds = holds
         return state
 
-    def give_back(self) -> None:
+    def give_back(self, state: ClusterState | None) -> None:
+        """The lent node states are free again; ``state`` (the index lent, if it was)
+        says which nodes the cycle changed."""
+        if state is not None:
+            self._touched = state.touched
+        elif self._lent:
+            self.holds = None  # not known what changed: rebuild everything next time
         self._lent = False
 
     @property
@@ -205,25 +231,53 @@ class KeptNodes:
 
 def _changed_positions(previous: list[Hold], holds: list[Hold]) -> set[int] | None:
     """Positions of the nodes a hold that came or went touches; ``None`` if the holds both
-    lists share are not in the same order (every node is then marked again)."""
+    lists share are not in the same order (every node is then marked again). (Filters in
+    C: ``compress`` over membership flags, not a Python loop per hold.)"""
     before = set(map(id, previous))
     now = set(map(id, holds))
-    changed: set[int] = set()
-    kept_before: list[Hold] = []
-    for hold in previous:
-        if id(hold) in now:
-            kept_before.append(hold)
-        else:
-            changed.update(hold[3])
-    kept_now: list[Hold] = []
-    for hold in holds:
-        if id(hold) in before:
-            kept_now.append(hold)
-        else:
-            changed.update(hold[3])
+    stays = list(map(now.__contains__, map(id, previous)))
+    stayed = list(map(before.__contains__, map(id, holds)))
+    kept_before = list(compress(previous, stays))
+    kept_now = list(compress(holds, stayed))
     if len(kept_before) != len(kept_now) or not all(map(is_, kept_before, kept_now)):
         return None
+    changed: set[int] = set()
+    for hold in compress(previous, map(not_, stays)):
+        changed.update(hold[3])
+    for hold in compress(holds, map(not_, stayed)):
+        changed.update(hold[3])
     return changed
+
+
+class _Totals:
+    """A settled index's buckets and totals, copied into the next index while no node's
+    image changes (each node back at its image adds up to the same)."""
+
+    __slots__ = ("domain_buckets", "free_buckets", "numbers", "rel_nodes", "shared")
+
+    def __init__(self, state: ClusterState) -> None:
+        self.free_buckets = [list(bucket) for bucket in state.free_buckets]
+        self.domain_buckets = [list(bucket) for bucket in state.domain_buckets]
+        self.rel_nodes = list(state.rel_nodes)
+        self.shared = list(state.shared)
+        self.numbers = (
+            state.free_total,
+            state.rel_total,
+            state.usable_total,
+            state.max_usable_per_node,
+        )
+
+    def copy_to(self, state: ClusterState) -> None:
+        state.free_buckets = [dict.fromkeys(bucket) for bucket in self.free_buckets]
+        state.domain_buckets = [dict.fromkeys(bucket) for bucket in self.domain_buckets]
+        state.rel_nodes = dict.fromkeys(self.rel_nodes)
+        state.shared = dict.fromkeys(self.shared)
+        (
+            state.free_total,
+            state.rel_total,
+            state.usable_total,
+            state.max_usable_per_node,
+        ) = self.numbers
 
 
 def _restore(ns: NodeState, image: _Image) -> None:

@@ -524,6 +524,7 @@ def release_victim(state: ClusterState, victim: Victim) -> None:
     for ns, slot in state.held_slots(victim.workload):
         if ns.status[slot] not in (USED, SHARED):
             continue
+        state.touched.add(ns)
         ns.holders[slot] -= 1
         if ns.holders[slot] <= 0:
             state.shared.pop((ns, slot), None)

@@ -178,7 +178,7 @@ def _index(snapshot: Snapshot, config: PoolConfig) -> tuple[object, ...]:
             sorted(cycle.preemptions),
         )
     finally:
-        cycle.kept.give_back()
+        cycle.kept.give_back(cycle.state)
 
 
 @pytest.mark.parametrize("seed", [3, 8])
