@@ -246,15 +246,30 @@ def ordered_layouts(
 _node_name = attrgetter("name")
 
 
+def node_limits(nodes: list[NodeState]) -> tuple[int, int]:
+    """(most GPUs on one node, smallest largest NVLink domain) of ``nodes``."""
+    return (
+        max((len(ns.status) for ns in nodes), default=0),
+        min((ns.max_domain_size for ns in nodes), default=0),
+    )
+
+
 class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
+
+    free_buckets: list[dict[NodeState, None]]
+    """Nodes by free whole GPUs (index: the count), each bucket in node order."""
+    domain_buckets: list[dict[NodeState, None]]
+    """Nodes by ``best_domain_free``: any node in bucket k >= g holds a g-GPU replica."""
 
     def __init__(self, nodes: Iterable[Node], thresholds: HealthThresholds) -> None:
         """An index of ``nodes`` with nothing held yet: :meth:`occupy` the running work,
         then :meth:`finish_build`."""
         layouts = ordered_layouts(nodes, thresholds)
         states = [NodeState(i, node, layout) for i, (node, layout) in enumerate(layouts)]
-        self._start(layouts, states, {ns.name: ns for ns in states})
+        self._start(layouts, states, {ns.name: ns for ns in states}, *node_limits(states))
+        self.free_buckets = [{} for _ in range(self.max_gpus_per_node + 1)]
+        self.domain_buckets = [{} for _ in range(self.max_gpus_per_node + 1)]
 
     @classmethod
     def around(
@@ -262,11 +277,14 @@ class ClusterState:
         layouts: list[tuple[Node, NodeLayout]],
         nodes: list[NodeState],
         by_name: dict[NodeName, NodeState],
+        limits: tuple[int, int],
     ) -> ClusterState:
-        """An index over node states already marked and settled (:mod:`.kept_nodes`):
-        :meth:`add_settled` each, in order, instead of :meth:`finish_build`."""
+        """An index over node states already marked and settled (:mod:`.kept_nodes`), with
+        no buckets yet: ``free_buckets`` and ``domain_buckets`` are the caller's to set
+        (empty ones, then :meth:`add_settled` each node in order, or copies).
+        ``limits``: :func:`node_limits` of ``nodes``."""
         state = cls.__new__(cls)
-        state._start(layouts, nodes, by_name)
+        state._start(layouts, nodes, by_name, *limits)
         return state
 
     def _start(
@@ -274,21 +292,16 @@ class ClusterState:
         layouts: list[tuple[Node, NodeLayout]],
         nodes: list[NodeState],
         by_name: dict[NodeName, NodeState],
+        max_gpus_per_node: int,
+        smallest_domain_limit: int,
     ) -> None:
         self.layouts = layouts
         """The nodes by name with their layouts (the same list object for the same nodes
         and thresholds, see :func:`ordered_layouts`)."""
         self.nodes = nodes
         self.by_name = by_name
-        self.max_gpus_per_node = max((len(ns.status) for ns in nodes), default=0)
-        self.free_buckets: list[dict[NodeState, None]] = [
-            {} for _ in range(self.max_gpus_per_node + 1)
-        ]
-        self.domain_buckets: list[dict[NodeState, None]] = [
-            {} for _ in range(self.max_gpus_per_node + 1)
-        ]
-        """Nodes by ``best_domain_free``: any node in bucket k >= g holds a g-GPU replica."""
-        self.smallest_domain_limit = min((ns.max_domain_size for ns in nodes), default=0)
+        self.max_gpus_per_node = max_gpus_per_node
+        self.smallest_domain_limit = smallest_domain_limit
         self.rel_nodes: dict[NodeState, None] = {}
         self.shared: dict[tuple[NodeState, int], None] = {}
         self.free_total = 0

@@ -39,6 +39,7 @@ from gpupool.scheduling.capacity import (
     ClusterState,
     NodeLayout,
     NodeState,
+    node_limits,
 )
 from gpupool.scheduling.config import HealthThresholds
 from gpupool.scheduling.model import Node, Workload
@@ -77,6 +78,7 @@ class KeptNodes:
         "_by_name",
         "_images",
         "_lent",
+        "_limits",
         "_nodes",
         "_totals",
         "_touched",
@@ -89,6 +91,7 @@ class KeptNodes:
         self.layouts = layouts
         self._nodes = [NodeState(i, node, layout) for i, (node, layout) in enumerate(layouts)]
         self._by_name = {ns.name: ns for ns in self._nodes}
+        self._limits = node_limits(self._nodes)
         self._images: list[_Image | None] = [None] * len(self._nodes)
         self.holds: list[Hold] | None = None
         """The holds the base was built from (``None``: not built yet)."""
@@ -173,10 +176,12 @@ class KeptNodes:
                     shared,
                 )
             self._totals = None
-        state = ClusterState.around(self.layouts, self._nodes, self._by_name)
+        state = ClusterState.around(self.layouts, self._nodes, self._by_name, self._limits)
         state.holds = holds
         totals = self._totals
         if totals is None:
+            state.free_buckets = [{} for _ in range(state.max_gpus_per_node + 1)]
+            state.domain_buckets = [{} for _ in range(state.max_gpus_per_node + 1)]
             for ns, image in zip(self._nodes, images, strict=True):
                 assert image is not None
                 state.add_settled(ns, image[9], image[10])
