@@ -85,7 +85,13 @@ from gpupool.scheduling.shapes import (
     valid_shape,
 )
 from gpupool.scheduling.snapshot import Snapshot
-from gpupool.scheduling.veterans import Candidate, choose_veterans, lane_candidate
+from gpupool.scheduling.veterans import (
+    Candidate,
+    PendingCandidate,
+    choose_veterans,
+    lane_candidate,
+    pending_candidate,
+)
 
 _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
@@ -148,10 +154,12 @@ _PendingFacts = tuple[
     float,
     float,
     float | None,
+    PendingCandidate | None,
 ]
-"""What ``order_pending`` takes from a pending workload object alone: (workload, tenant,
--tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid shape,
-GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants`."""
+"""What a cycle takes from a pending workload object alone (and the config): (workload,
+tenant, -tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid
+shape, GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants` + its
+veterans' lane candidate (:func:`~.veterans.pending_candidate`) or None."""
 
 _PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
 """Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
@@ -208,7 +216,7 @@ def forget_carried_facts() -> None:
     forget_kept_nodes()
 
 
-def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
+def _pending_facts(workload: Workload, bidder: Bidder, min_attained_s: float) -> _PendingFacts:
     share = workload.gpu_share
     replicas = workload.replicas
     least = workload.min_replicas
@@ -233,6 +241,7 @@ def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
         valid,
         bidder.gpu_hours(gpus) if valid else None,
         *bidder.pending_constants(workload),
+        pending_candidate(workload, min_attained_s),
     )
 
 
@@ -333,11 +342,12 @@ class _Cycle:
         running_facts = self.running_facts
         holds: list[Hold] = []
         bidder = self.bidder
+        lane_minimum = self.config.veteran_min_attained_s
         for key, workload in self.snapshot.workloads.items():
             if workload.allocation is None:
                 facts = known.get(key)
                 if facts is None or facts[0] is not workload:
-                    facts = known[key] = _pending_facts(workload, bidder)
+                    facts = known[key] = _pending_facts(workload, bidder, lane_minimum)
                 pending.append(facts)
                 continue
             carried = known_running.get(key)
@@ -402,11 +412,9 @@ class _Cycle:
                     for facts in self.running_facts
                     if (c := facts[8]) is not None and c[0] <= latest
                 ],
-                # Only pending work that has run long enough (facts[10]: its attained
-                # service; 0 for an explicit bid, which never joins): usually none.
-                [facts[0] for facts in self.pending if facts[10] >= minimum],
+                # Only pending work that has run long enough (facts[14], carried).
+                [lane for facts in self.pending if (lane := facts[14]) is not None],
                 now=self.now,
-                min_attained_s=minimum,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
             )
 
@@ -524,6 +532,7 @@ class _Cycle:
                 denominator,
                 bonus,
                 aging_from,
+                _,
             ) = facts
             budget = budgets.get(tenant_name)
             if budget is None:
