@@ -280,6 +280,8 @@ class _Cycle:
         self.pending: list[_PendingFacts] = []
         self.running: list[GuaranteeEntry] = []
         """Running workloads keeping their GPUs (:func:`~.guarantees.guarantee_entry`)."""
+        self.releasing: dict[WorkloadUid, Hold] = {}
+        """This cycle's holds of terminating workloads, kept for the next cycle."""
         self.running_facts: list[_RunningFacts] = []
         """The same workloads' :data:`_RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
@@ -366,6 +368,7 @@ class _Cycle:
             _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
+        kept.releasing = self.releasing
         self.state = kept.lend(self.snapshot.nodes, self.config.health, holds)
 
     def _index_releasing(self, workload: Workload, holds: list[Hold]) -> None:
@@ -377,7 +380,7 @@ class _Cycle:
         if hold is None or hold[0] is not workload:
             places = kept.places_of(workload, healthy=False)
             hold = make_hold(workload, places or (), RELEASING)
-            kept.releasing[uid] = hold
+        self.releasing[uid] = hold
         if workload.preempted_at is None:
             problem = "its node or GPU left the pool"
             for position, slot in hold[1]:

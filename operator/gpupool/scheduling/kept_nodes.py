@@ -96,8 +96,8 @@ class KeptNodes:
         self.holds: list[Hold] | None = None
         """The holds the base was built from (``None``: not built yet)."""
         self.releasing: dict[str, Hold] = {}
-        """Holds of terminating workloads by UID, for the next cycle to reuse (a hit only
-        for the very same workload object)."""
+        """The last cycle's holds of terminating workloads by UID, for the next cycle to
+        reuse (a hit only for the very same workload object); replaced every cycle."""
         self._lent = False
         self._touched: set[NodeState] = set()
         """Nodes the last cycle changed while placing (restored from their images)."""
