@@ -311,7 +311,7 @@ class _Cycle:
         self.doomed: list[_DoomedRun] = []
         """Runs of the pending order that lost because their shapes already failed."""
         self._lowest_bids: dict[int, float] = {}
-        """The lowest bid of a running borrower per tier (set by ``place_pending``)."""
+        """The lowest bid of a running borrower per tier (set by ``classify_running``)."""
 
     def run(self) -> Decisions:
         self.index_snapshot()
@@ -440,6 +440,8 @@ class _Cycle:
         # class_slots keep below).
         by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
         found: tuple[list[RunningEntry], list[int]] | None
+        lowest = self._lowest_bids
+        inf = float("inf")
         for workload, _, gpus, tier, uid, _, _, slots, _, victim, _ in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
@@ -471,6 +473,8 @@ class _Cycle:
             found[0].append((workload, gpus, False, bid, victim))
             found[1].append(slots)
             borrowers.append((uid, tier, bid))
+            if bid < lowest.get(tier, inf):
+                lowest[tier] = bid
         for code, (members, slot_counts) in by_class.items():
             key = (code // 2, code % 2 == 1)
             self.survivors[key] = members
@@ -646,7 +650,7 @@ class _Cycle:
         preemptions = self.preemptions
         reach = shown = 0.0
         preemptions_seen = -1
-        lowest_running_bid = self._lowest_bids = self._lowest_running_borrower_bids()
+        lowest_running_bid = self._lowest_bids
         may_reserve = self.config.reserve_after_s is not None
         position = 0
         count = len(ordered)
@@ -936,13 +940,6 @@ class _Cycle:
             if bid > self.highest_losing_bid_or_zero:
                 self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
             return
-
-    def _lowest_running_borrower_bids(self) -> dict[int, float]:
-        lowest: dict[int, float] = {}
-        for _, tier, bid in self.borrowers:
-            if bid < lowest.get(tier, float("inf")):
-                lowest[tier] = bid
-        return lowest
 
     def _lose_in_bulk(
         self, ordered: list[_Entry], start: int, end: int, shown: float, guaranteed: bool

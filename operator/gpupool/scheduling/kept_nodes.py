@@ -42,7 +42,7 @@ from gpupool.scheduling.capacity import (
     node_limits,
 )
 from gpupool.scheduling.config import HealthThresholds
-from gpupool.scheduling.model import Node, Workload
+from gpupool.scheduling.model import Node, Workload, WorkloadUid
 
 Hold = tuple[Workload, tuple[tuple[int, int], ...], int, frozenset[int]]
 """A workload holding GPUs: (workload, its slots as (position in the node list, slot),
@@ -95,7 +95,7 @@ class KeptNodes:
         self._images: list[_Image | None] = [None] * len(self._nodes)
         self.holds: list[Hold] | None = None
         """The holds the base was built from (``None``: not built yet)."""
-        self.releasing: dict[str, Hold] = {}
+        self.releasing: dict[WorkloadUid, Hold] = {}
         """The last cycle's holds of terminating workloads by UID, for the next cycle to
         reuse (a hit only for the very same workload object); replaced every cycle."""
         self._lent = False

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from operator import itemgetter
 
 from gpupool.scheduling.model import Workload, WorkloadKind, WorkloadUid
 
@@ -113,7 +114,7 @@ def select_veterans(candidates: list[Candidate], capacity_gpus: float) -> frozen
         return frozenset()
     chosen: list[WorkloadUid] = []
     room = capacity_gpus
-    smallest = min(candidate[3] for candidate in candidates)
+    smallest = min(map(_gpus_of, candidates))
     heapq.heapify(candidates)
     pop = heapq.heappop
     while candidates and room >= smallest:
@@ -122,3 +123,7 @@ def select_veterans(candidates: list[Candidate], capacity_gpus: float) -> frozen
             room -= gpus
             chosen.append(uid)
     return frozenset(chosen)
+
+
+_gpus_of = itemgetter(3)
+"""A :data:`Candidate`'s GPUs (read in C, not by a generator per candidate)."""

@@ -18,6 +18,7 @@ Model (the same for every policy):
 
 from __future__ import annotations
 
+import gc
 import heapq
 import sys
 import time
@@ -40,7 +41,6 @@ from gpupool.scheduling import (
     WorkloadUid,
 )
 from gpupool.scheduling.credits import settle
-from gpupool.scheduling.gc_pause import paused_gc
 from gpupool.sim.policies import Policy
 from gpupool.sim.trace import TraceJob, gang_shape
 
@@ -167,6 +167,8 @@ class Simulator:
             }
         self.progress = progress
         self.records: dict[WorkloadUid, JobRecord] = {}
+        self.payers: dict[WorkloadUid, tuple[TenantName, float]] = {}
+        """Per job, the tenant that pays for it and its GPUs (what the spend rates read)."""
         self.active: dict[WorkloadUid, Workload] = {}
         self.pending_count = 0
         self.allocated_gpus = 0.0
@@ -223,6 +225,7 @@ class Simulator:
             area_at_submit=self.metrics.jobs_in_system_area,
         )
         self.records[workload.uid] = record
+        self.payers[workload.uid] = (TenantName(job.tenant), record.gpus)
         self.active[workload.uid] = workload
         self.pending_count += 1
         if job.tenant not in self.tenants:
@@ -315,11 +318,17 @@ class Simulator:
             tenants=MappingProxyType(self.tenants),
             workloads=MappingProxyType(self.active),
         )
-        with paused_gc():
-            # The collector stays off until the decisions are applied and dropped (when
-            # _decide_and_apply returns): what the cycle built is freed by reference
-            # counting instead of being scanned first.
+        # The collector stays off until the decisions are applied and dropped (when
+        # _decide_and_apply returns): what the cycle built is freed by reference counting
+        # instead of being scanned first. (paused_gc, inlined: a generator-based context
+        # manager per cycle cost more than the toggling.)
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
             self._decide_and_apply(snapshot)
+        finally:
+            if was_enabled:
+                gc.enable()
         self.unallocatable_idle = self._unallocatable_idle()
 
     def _decide_and_apply(self, snapshot: Snapshot) -> None:
@@ -337,16 +346,15 @@ class Simulator:
             self.start(uid, decisions)
         self.last_bound = len(decisions.bindings)
         if self.policy.uses_guarantees_and_credits:
-            self.prices = {
-                uid: price
-                for uid, price in decisions.prices.items()
-                if price > 0 and uid in self.active
+            active = self.active
+            self.prices = prices = {
+                uid: price for uid, price in decisions.prices.items() if price > 0 and uid in active
             }
             rates: dict[TenantName, float] = {}
-            for uid, price in self.prices.items():
-                record = self.records[uid]
-                tenant = TenantName(record.job.tenant)
-                rates[tenant] = rates.get(tenant, 0.0) + price * record.gpus
+            payers = self.payers
+            for uid, price in prices.items():
+                tenant, gpus = payers[uid]
+                rates[tenant] = rates.get(tenant, 0.0) + price * gpus
             self.spend_rate = rates
 
     def _unallocatable_idle(self) -> float:
