@@ -33,6 +33,7 @@ from gpupool.scheduling import (
     GpuShare,
     Node,
     NodeName,
+    ReplicaPlacement,
     Snapshot,
     Tenant,
     TenantName,
@@ -171,6 +172,11 @@ class Simulator:
         """Per job, the tenant that pays for it and its GPUs (what the spend rates read)."""
         self.active: dict[WorkloadUid, Workload] = {}
         self.pending_count = 0
+        self.waiting_shapes: dict[tuple[int, int], int] = {}
+        """Shapes (replicas, GPUs per replica) of the waiting whole-GPU jobs, with counts
+        (what ``_unallocatable_idle`` checks, instead of scanning every job each cycle)."""
+        self.used_per_node: dict[str, int] = {}
+        """GPUs the running and terminating jobs hold per node name."""
         self.allocated_gpus = 0.0
         self.metrics = Metrics()
         self.completions: list[tuple[float, int, WorkloadUid, int]] = []
@@ -228,6 +234,7 @@ class Simulator:
         self.payers[workload.uid] = (TenantName(job.tenant), record.gpus)
         self.active[workload.uid] = workload
         self.pending_count += 1
+        self._count_waiting(workload, 1)
         if job.tenant not in self.tenants:
             raise KeyError(f"tenant {job.tenant!r} of job {job.job_id} has no terms")
 
@@ -240,6 +247,8 @@ class Simulator:
         )
         record.workload = workload
         self.active[uid] = workload
+        self._count_waiting(workload, -1)
+        self._count_used(placement, 1)
         record.started_at = now
         if record.first_start is None:
             record.first_start = now
@@ -263,6 +272,9 @@ class Simulator:
         record.remaining_s = 0.0
         record.epoch += 1
         del self.active[uid]
+        allocation = record.workload.allocation
+        assert allocation is not None
+        self._count_used(allocation.replicas, -1)
         self.allocated_gpus -= record.gpus
         self._drop_spend(uid, record)
 
@@ -277,6 +289,8 @@ class Simulator:
         record.epoch += 1
         record.started_at = None
         workload = record.workload
+        assert workload.allocation is not None
+        self._count_used(workload.allocation.replicas, -1)
         record.workload = replace(
             workload,
             allocation=None,
@@ -288,8 +302,25 @@ class Simulator:
         )
         self.active[uid] = record.workload
         self.pending_count += 1
+        self._count_waiting(record.workload, 1)
         self.allocated_gpus -= record.gpus
         self._drop_spend(uid, record)
+
+    def _count_waiting(self, workload: Workload, step: int) -> None:
+        """Keep :attr:`waiting_shapes` (a whole-GPU job joined or left the queue)."""
+        if workload.gpu_share is None:
+            shape = (workload.replicas, workload.gpus_per_replica)
+            count = self.waiting_shapes.get(shape, 0) + step
+            if count:
+                self.waiting_shapes[shape] = count
+            else:
+                del self.waiting_shapes[shape]
+
+    def _count_used(self, replicas: Iterable[ReplicaPlacement], step: int) -> None:
+        """Keep :attr:`used_per_node` (a job started, or left its GPUs)."""
+        used = self.used_per_node
+        for replica in replicas:
+            used[replica.node] = used.get(replica.node, 0) + step * len(replica.gpu_indices)
 
     def _drop_spend(self, uid: WorkloadUid, record: JobRecord) -> None:
         price = self.prices.pop(uid, 0.0)
@@ -362,34 +393,15 @@ class Simulator:
         idle = self.total_gpus - self.allocated_gpus
         if idle < 1 or self.pending_count == 0:
             return 0.0
-        free_per_node = self._free_per_node()
-        checked: set[tuple[int, int]] = set()
-        for workload in self.active.values():
-            if workload.allocation is not None:
-                continue
-            if workload.gpu_share is not None:
-                continue
-            shape = (workload.replicas, workload.gpus_per_replica)
-            if shape in checked:
-                continue
-            checked.add(shape)
-            replicas, per_replica = shape
+        used = self.used_per_node
+        free_per_node = [len(node.gpus) - used.get(node.name, 0) for node in self.nodes]
+        for replicas, per_replica in self.waiting_shapes:
             if replicas * per_replica > idle:
                 continue
             fits = sum(free // per_replica for free in free_per_node)
             if fits < replicas:
                 return idle
         return 0.0
-
-    def _free_per_node(self) -> list[int]:
-        used: dict[str, int] = {}
-        for workload in self.active.values():
-            allocation = workload.allocation
-            if allocation is None:
-                continue
-            for replica in allocation.replicas:
-                used[replica.node] = used.get(replica.node, 0) + len(replica.gpu_indices)
-        return [len(node.gpus) - used.get(node.name, 0) for node in self.nodes]
 
     # -- the loop -----------------------------------------------------------------------
 
