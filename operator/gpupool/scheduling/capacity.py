@@ -16,7 +16,7 @@ inference replicas), UNUSABLE (unhealthy, or on a cordoned node).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from gpupool.scheduling.config import HealthThresholds
 from gpupool.scheduling.health import is_usable
@@ -244,6 +244,9 @@ def ordered_layouts(
 
 
 _node_name = attrgetter("name")
+_uid_of = attrgetter("uid")
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 def node_limits(nodes: list[NodeState]) -> tuple[int, int]:
@@ -350,7 +353,10 @@ class ClusterState:
         if slots is None:
             by_uid = self._places
             if by_uid is None:
-                by_uid = self._places = {hold[0].uid: hold[1] for hold in self.holds}
+                holds = self.holds
+                by_uid = self._places = dict(
+                    zip(map(_uid_of, map(_first, holds)), map(_second, holds), strict=True)
+                )
             places = by_uid.get(uid)
             if places is None:
                 return self.slots_of(workload) or []

@@ -182,9 +182,7 @@ class KeptNodes:
         if totals is None:
             state.free_buckets = [{} for _ in range(state.max_gpus_per_node + 1)]
             state.domain_buckets = [{} for _ in range(state.max_gpus_per_node + 1)]
-            for ns, image in zip(self._nodes, images, strict=True):
-                assert image is not None
-                state.add_settled(ns, image[9], image[10])
+            _add_all(state, self._nodes, images)
             self._totals = _Totals(state)
         else:
             totals.copy_to(state)
@@ -238,10 +236,12 @@ def _changed_positions(previous: list[Hold], holds: list[Hold]) -> set[int] | No
     """Positions of the nodes a hold that came or went touches; ``None`` if the holds both
     lists share are not in the same order (every node is then marked again). (Filters in
     C: ``compress`` over membership flags, not a Python loop per hold.)"""
-    before = set(map(id, previous))
-    now = set(map(id, holds))
-    stays = list(map(now.__contains__, map(id, previous)))
-    stayed = list(map(before.__contains__, map(id, holds)))
+    ids_before = list(map(id, previous))
+    ids_now = list(map(id, holds))
+    before = set(ids_before)
+    now = set(ids_now)
+    stays = list(map(now.__contains__, ids_before))
+    stayed = list(map(before.__contains__, ids_now))
     kept_before = list(compress(previous, stays))
     kept_now = list(compress(holds, stayed))
     if len(kept_before) != len(kept_now) or not all(map(is_, kept_before, kept_now)):
@@ -252,6 +252,34 @@ def _changed_positions(previous: list[Hold], holds: list[Hold]) -> set[int] | No
     for hold in compress(holds, map(not_, stayed)):
         changed.update(hold[3])
     return changed
+
+
+def _add_all(state: ClusterState, nodes: list[NodeState], images: list[_Image | None]) -> None:
+    """:meth:`~.capacity.ClusterState.add_settled` of every node in order, inlined (it
+    runs in most cycles: one call fewer per node)."""
+    free_buckets = state.free_buckets
+    domain_buckets = state.domain_buckets
+    rel_nodes = state.rel_nodes
+    shared = state.shared
+    usable_total = free_total = rel_total = most_usable = 0
+    for ns, image in zip(nodes, images, strict=True):
+        assert image is not None
+        usable = image[9]
+        usable_total += usable
+        most_usable = max(most_usable, usable)
+        free = ns.free
+        free_buckets[free][ns] = None
+        domain_buckets[ns.best_domain_free][ns] = None
+        free_total += free
+        if ns.rel:
+            rel_nodes[ns] = None
+            rel_total += ns.rel
+        for slot in image[10]:
+            shared[(ns, slot)] = None
+    state.usable_total = usable_total
+    state.free_total = free_total
+    state.rel_total = rel_total
+    state.max_usable_per_node = most_usable
 
 
 class _Totals:
