@@ -59,7 +59,12 @@ from gpupool.scheduling.decisions import (
     WaitCode,
     WaitingReason,
 )
-from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
+from gpupool.scheduling.guarantees import (
+    GuaranteeEntry,
+    forget_fits,
+    guarantee_entry,
+    split_running,
+)
 from gpupool.scheduling.health import gpu_problem
 from gpupool.scheduling.kept_nodes import Hold, forget_kept_nodes, kept_nodes, make_hold
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
@@ -214,6 +219,7 @@ def forget_carried_facts() -> None:
     _PENDING_FACTS.clear()
     _RUNNING_FACTS.clear()
     forget_kept_nodes()
+    forget_fits()
 
 
 def _pending_facts(workload: Workload, bidder: Bidder, min_attained_s: float) -> _PendingFacts:

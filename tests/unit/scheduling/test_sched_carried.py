@@ -11,9 +11,12 @@ import pytest
 from sched_builders import every_decision
 
 from gpupool.scheduling import (
+    Allocation,
     Decisions,
     FairnessAgentConfig,
+    NodeName,
     PoolConfig,
+    ReplicaPlacement,
     Snapshot,
     Tenant,
     TenantName,
@@ -22,8 +25,10 @@ from gpupool.scheduling import (
     run_cycle,
 )
 from gpupool.scheduling import cycle as cycle_module
+from gpupool.scheduling import guarantees as guarantees_module
 from gpupool.scheduling.auction import Bidder
 from gpupool.scheduling.carried import CarriedFacts
+from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
 from gpupool.sim.bench import evolve
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
 
@@ -204,3 +209,39 @@ def test_kept_nodes_give_the_index_a_cold_build_gives(seed: int) -> None:
         cycle_module.forget_carried_facts()
         assert _index(snapshot, config) == warm
         run_cycle(snapshot, config)  # keep the cold cycle's nodes for the next round
+
+
+def test_guarantee_fit_is_cached_only_for_the_same_members_and_guarantee() -> None:
+    """The first-fit kept per tenant (``guarantees._first_fit``) is reused only for the very
+    same member entries and guarantee: a changed guarantee or member set is fitted again."""
+    guarantees_module.forget_fits()
+    name = TenantName("t")
+    entries = [
+        guarantee_entry(
+            Workload(
+                uid=WorkloadUid(f"w{i}"),
+                name=f"w{i}",
+                tenant=name,
+                replicas=1,
+                gpus_per_replica=gpus,
+                submitted_at=0.0,
+                allocation=Allocation(
+                    replicas=(ReplicaPlacement(node=NodeName("n"), gpu_indices=(0,)),),
+                    started_at=float(i),
+                ),
+            ),
+            float(gpus),
+        )
+        for i, gpus in enumerate([4, 2, 3, 1])
+    ]
+
+    def fit(guaranteed: int, members: list[GuaranteeEntry]) -> set[WorkloadUid]:
+        tenants = {name: Tenant(name=name, guaranteed_gpus=guaranteed)}
+        return split_running(list(members), tenants)[0]
+
+    assert fit(6, entries) == {"w0", "w1"}
+    assert fit(6, entries) == {"w0", "w1"}  # the cached fit
+    assert fit(8, entries) == {"w0", "w1", "w3"}  # another guarantee: fitted again
+    assert fit(5, entries[1:]) == {"w1", "w2"}  # other members: fitted again
+    guarantees_module.forget_fits()
+    assert fit(5, entries[1:]) == {"w1", "w2"}
