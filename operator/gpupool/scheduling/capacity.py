@@ -15,8 +15,8 @@ inference replicas), UNUSABLE (unhealthy, or on a cordoned node).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from operator import attrgetter, itemgetter
+from collections.abc import Iterable, Mapping
+from operator import attrgetter
 
 from gpupool.scheduling.config import HealthThresholds
 from gpupool.scheduling.health import is_usable
@@ -244,9 +244,9 @@ def ordered_layouts(
 
 
 _node_name = attrgetter("name")
-_uid_of = attrgetter("uid")
-_first = itemgetter(0)
-_second = itemgetter(1)
+
+_Hold = tuple[Workload, tuple[tuple[int, int], ...], int, object]
+"""A :data:`~.kept_nodes.Hold` as the index reads it (its places are the second field)."""
 
 
 def node_limits(nodes: list[NodeState]) -> tuple[int, int]:
@@ -313,10 +313,9 @@ class ClusterState:
         self.max_usable_per_node = 0
         self.held: dict[WorkloadUid, list[tuple[NodeState, int]]] = {}
         """Slots of the running workloads, resolved when first read (:meth:`held_slots`)."""
-        self.holds: Sequence[tuple[Workload, tuple[tuple[int, int], ...], int, object]] = ()
+        self.hold_of: Mapping[WorkloadUid, _Hold] = {}
         """Workloads marked from their places (:data:`~.kept_nodes.Hold`), not by
-        :meth:`occupy`: their slots are resolved into :attr:`held` when first read."""
-        self._places: dict[WorkloadUid, tuple[tuple[int, int], ...]] | None = None
+        :meth:`occupy`, by UID: their slots are resolved into :attr:`held` when first read."""
         self.touched: set[NodeState] = set()
         """Nodes changed since the build (:meth:`set_slots`, :meth:`add_share`,
         :func:`~.preemption.release_victim`): what :mod:`.kept_nodes` restores."""
@@ -347,21 +346,15 @@ class ClusterState:
 
     def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
         """The slots a running workload holds (recorded by :meth:`occupy`, or resolved
-        once from :attr:`holds`)."""
+        once from :attr:`hold_of`)."""
         uid = workload.uid
         slots = self.held.get(uid)
         if slots is None:
-            by_uid = self._places
-            if by_uid is None:
-                holds = self.holds
-                by_uid = self._places = dict(
-                    zip(map(_uid_of, map(_first, holds)), map(_second, holds), strict=True)
-                )
-            places = by_uid.get(uid)
-            if places is None:
+            hold = self.hold_of.get(uid)
+            if hold is None:
                 return self.slots_of(workload) or []
             nodes = self.nodes
-            slots = self.held[uid] = [(nodes[position], slot) for position, slot in places]
+            slots = self.held[uid] = [(nodes[position], slot) for position, slot in hold[1]]
         return slots
 
     def occupy(self, workload: Workload, slots: list[tuple[NodeState, int]], state: int) -> None:

@@ -76,6 +76,8 @@ class KeptNodes:
 
     __slots__ = (
         "_by_name",
+        "_held",
+        "_hold_of",
         "_images",
         "_lent",
         "_limits",
@@ -101,6 +103,11 @@ class KeptNodes:
         self._lent = False
         self._touched: set[NodeState] = set()
         """Nodes the last cycle changed while placing (restored from their images)."""
+        self._hold_of: dict[WorkloadUid, Hold] = {}
+        """This cycle's holds by UID (kept up to date as holds come and go)."""
+        self._held: dict[WorkloadUid, list[tuple[NodeState, int]]] = {}
+        """Slots resolved from those holds (the node states are kept too), lent to the
+        index as ``ClusterState.held``; an entry goes when its hold goes."""
         self._totals: _Totals | None = None
         """The buckets and totals of the settled nodes (``None``: to count again)."""
 
@@ -141,15 +148,33 @@ class KeptNodes:
         self._lent = True
         previous = self.holds
         self.holds = None  # until this returns: a failure here rebuilds everything next time
-        changed: set[int] | None
+        changed: set[int]
         if previous is None:
             changed = set(range(len(self._nodes)))
+            self._index_holds(holds)
         elif len(previous) == len(holds) and all(map(is_, previous, holds)):
             changed = set()
         else:
-            changed = _changed_positions(previous, holds)
-            if changed is None:
+            diff = _diff(previous, holds)
+            if diff is None:
                 changed = set(range(len(self._nodes)))
+                self._index_holds(holds)
+            else:
+                changed = set()
+                gone, came = diff
+                hold_of = self._hold_of
+                held = self._held
+                for hold in gone:
+                    changed.update(hold[3])
+                    uid = hold[0].uid
+                    if hold_of.get(uid) is hold:
+                        del hold_of[uid]
+                        held.pop(uid, None)
+                for hold in came:
+                    changed.update(hold[3])
+                    uid = hold[0].uid
+                    hold_of[uid] = hold
+                    held.pop(uid, None)
         images = self._images
         for ns in self._touched:
             if ns.idx not in changed:
@@ -177,7 +202,8 @@ class KeptNodes:
                 )
             self._totals = None
         state = ClusterState.around(self.layouts, self._nodes, self._by_name, self._limits)
-        state.holds = holds
+        state.hold_of = self._hold_of
+        state.held = self._held
         totals = self._totals
         if totals is None:
             state.free_buckets = [{} for _ in range(state.max_gpus_per_node + 1)]
@@ -188,6 +214,11 @@ class KeptNodes:
             totals.copy_to(state)
         self.holds = holds
         return state
+
+    def _index_holds(self, holds: list[Hold]) -> None:
+        """Index ``holds`` by UID afresh (their resolved slots are resolved again)."""
+        self._hold_of = {hold[0].uid: hold for hold in holds}
+        self._held = {}
 
     def give_back(self, state: ClusterState | None) -> None:
         """The lent node states are free again; ``state`` (the index lent, if it was)
@@ -232,10 +263,10 @@ class KeptNodes:
                         status[slot] = SHARED
 
 
-def _changed_positions(previous: list[Hold], holds: list[Hold]) -> set[int] | None:
-    """Positions of the nodes a hold that came or went touches; ``None`` if the holds both
-    lists share are not in the same order (every node is then marked again). (Filters in
-    C: ``compress`` over membership flags, not a Python loop per hold.)"""
+def _diff(previous: list[Hold], holds: list[Hold]) -> tuple[list[Hold], list[Hold]] | None:
+    """The holds that went and came (by identity); ``None`` if the holds both lists share
+    are not in the same order (every node is then marked again). (Filters in C:
+    ``compress`` over membership flags, not a Python loop per hold.)"""
     ids_before = list(map(id, previous))
     ids_now = list(map(id, holds))
     before = set(ids_before)
@@ -246,12 +277,7 @@ def _changed_positions(previous: list[Hold], holds: list[Hold]) -> set[int] | No
     kept_now = list(compress(holds, stayed))
     if len(kept_before) != len(kept_now) or not all(map(is_, kept_before, kept_now)):
         return None
-    changed: set[int] = set()
-    for hold in compress(previous, map(not_, stays)):
-        changed.update(hold[3])
-    for hold in compress(holds, map(not_, stayed)):
-        changed.update(hold[3])
-    return changed
+    return list(compress(previous, map(not_, stays))), list(compress(holds, map(not_, stayed)))
 
 
 def _add_all(state: ClusterState, nodes: list[NodeState], images: list[_Image | None]) -> None:
