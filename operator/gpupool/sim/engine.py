@@ -211,6 +211,12 @@ class Simulator:
             return
         for name, tenant in self.tenants.items():
             rate = self.spend_rate.get(name, 0.0)
+            balance = tenant.credit_balance
+            if rate <= 0.0 and balance == tenant.credits_max and balance > 0.0:
+                # Nothing to pay and the balance at its cap: settle() would keep the very
+                # same tenant and report nothing spent (accrual is never negative, so the
+                # balance stays capped), about half the calls in a replay.
+                continue
             statement = settle(tenant, spend=rate * elapsed / 3600.0, elapsed_s=elapsed)
             self.tenants[name] = statement.tenant
             if statement.spent:
