@@ -15,7 +15,7 @@ inference replicas), UNUSABLE (unhealthy, or on a cordoned node).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 
 from gpupool.scheduling.config import HealthThresholds
@@ -58,7 +58,6 @@ class NodeState:
 
     def __init__(self, idx: int, node: Node, layout: NodeLayout) -> None:
         """``layout`` is :func:`node_layout` of ``node``."""
-        count = len(layout.device)
         self.idx = idx
         self.node = node
         self.name: NodeName = node.name
@@ -71,18 +70,56 @@ class NodeState:
         self.max_domain_size = layout.max_domain_size
         self.bad = layout.bad
         # This cycle's own state:
-        self.status = list(layout.status)
-        self.holders = [0] * count
-        self.share_used = [0.0] * count
-        self.mem_left = list(layout.mem_left)
+        self.status: list[int]
+        self.holders: list[int]
+        self.share_used: list[float]
+        self.mem_left: list[int]
         """Memory a new share may use: measured free, and never past the shares' requests."""
-        self.mem_reserved = [0] * count
+        self.mem_reserved: list[int]
+        self.reset(layout)
         self.free_d = [0] * len(self.domain_size)
         self.rel_d = [0] * len(self.domain_size)
         self.free = 0
         self.rel = 0
         self.best_domain_free = 0
         """Most free GPUs inside one NVLink domain (what a one-replica best fit needs)."""
+
+    def reset(self, layout: NodeLayout) -> None:
+        """Back to nothing held (the state ``__init__`` leaves), before marking holders."""
+        count = len(layout.device)
+        self.status = list(layout.status)
+        self.holders = [0] * count
+        self.share_used = [0.0] * count
+        self.mem_left = list(layout.mem_left)
+        self.mem_reserved = [0] * count
+
+    def settle(self) -> tuple[int, list[int]]:
+        """Once every holder is marked: cap the memory left on shared GPUs, retire the free
+        and releasing GPUs of a cordoned node, count. Returns the usable GPUs and the
+        shared slots with room for another share (in slot order)."""
+        status = self.status
+        shared: list[int] = []
+        if SHARED not in status:  # the common case, counted in C
+            usable = len(status) - status.count(UNUSABLE)
+        else:
+            usable = 0
+            mem_left = self.mem_left
+            for slot, state in enumerate(status):
+                if state != UNUSABLE:
+                    usable += 1
+                if state == SHARED:
+                    total = self.node.gpus[slot].memory_total_mib
+                    mem_left[slot] = min(mem_left[slot], total - self.mem_reserved[slot])
+                    if self.schedulable and self.share_used[slot] < 1.0 and mem_left[slot] > 0:
+                        shared.append(slot)
+        if not self.schedulable:
+            # Cordoned: running work stays, nothing new lands, releases help nobody.
+            for slot, state in enumerate(status):
+                if state in (FREE, RELEASING):
+                    status[slot] = UNUSABLE
+            usable = 0
+        self.recount()
+        return usable, shared
 
     def recount(self) -> None:
         status = self.status
@@ -184,7 +221,7 @@ _NODE_SETS: dict[int, tuple[tuple[Node, ...], HealthThresholds, list[tuple[Node,
 _NODE_SETS_MAX = 16
 
 
-def _ordered_layouts(
+def ordered_layouts(
     nodes: Iterable[Node], thresholds: HealthThresholds
 ) -> list[tuple[Node, NodeLayout]]:
     """The nodes by name, each with its layout; memoised per tuple of nodes.
@@ -208,25 +245,66 @@ def _ordered_layouts(
 
 _node_name = attrgetter("name")
 
+_Hold = tuple[Workload, tuple[tuple[int, int], ...], int, object]
+"""A :data:`~.kept_nodes.Hold` as the index reads it (its places are the second field)."""
+
+
+def node_limits(nodes: list[NodeState]) -> tuple[int, int]:
+    """(most GPUs on one node, smallest largest NVLink domain) of ``nodes``."""
+    return (
+        max((len(ns.status) for ns in nodes), default=0),
+        min((ns.max_domain_size for ns in nodes), default=0),
+    )
+
 
 class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
 
+    free_buckets: list[dict[NodeState, None]]
+    """Nodes by free whole GPUs (index: the count), each bucket in node order."""
+    domain_buckets: list[dict[NodeState, None]]
+    """Nodes by ``best_domain_free``: any node in bucket k >= g holds a g-GPU replica."""
+
     def __init__(self, nodes: Iterable[Node], thresholds: HealthThresholds) -> None:
-        self.layouts = _ordered_layouts(nodes, thresholds)
+        """An index of ``nodes`` with nothing held yet: :meth:`occupy` the running work,
+        then :meth:`finish_build`."""
+        layouts = ordered_layouts(nodes, thresholds)
+        states = [NodeState(i, node, layout) for i, (node, layout) in enumerate(layouts)]
+        self._start(layouts, states, {ns.name: ns for ns in states}, *node_limits(states))
+        self.free_buckets = [{} for _ in range(self.max_gpus_per_node + 1)]
+        self.domain_buckets = [{} for _ in range(self.max_gpus_per_node + 1)]
+
+    @classmethod
+    def around(
+        cls,
+        layouts: list[tuple[Node, NodeLayout]],
+        nodes: list[NodeState],
+        by_name: dict[NodeName, NodeState],
+        limits: tuple[int, int],
+    ) -> ClusterState:
+        """An index over node states already marked and settled (:mod:`.kept_nodes`), with
+        no buckets yet: ``free_buckets`` and ``domain_buckets`` are the caller's to set
+        (empty ones, then :meth:`add_settled` each node in order, or copies).
+        ``limits``: :func:`node_limits` of ``nodes``."""
+        state = cls.__new__(cls)
+        state._start(layouts, nodes, by_name, *limits)
+        return state
+
+    def _start(
+        self,
+        layouts: list[tuple[Node, NodeLayout]],
+        nodes: list[NodeState],
+        by_name: dict[NodeName, NodeState],
+        max_gpus_per_node: int,
+        smallest_domain_limit: int,
+    ) -> None:
+        self.layouts = layouts
         """The nodes by name with their layouts (the same list object for the same nodes
-        and thresholds, see :func:`_ordered_layouts`)."""
-        self.nodes = [NodeState(i, node, layout) for i, (node, layout) in enumerate(self.layouts)]
-        self.by_name = {ns.name: ns for ns in self.nodes}
-        self.max_gpus_per_node = max((len(ns.status) for ns in self.nodes), default=0)
-        self.free_buckets: list[dict[NodeState, None]] = [
-            {} for _ in range(self.max_gpus_per_node + 1)
-        ]
-        self.domain_buckets: list[dict[NodeState, None]] = [
-            {} for _ in range(self.max_gpus_per_node + 1)
-        ]
-        """Nodes by ``best_domain_free``: any node in bucket k >= g holds a g-GPU replica."""
-        self.smallest_domain_limit = min((ns.max_domain_size for ns in self.nodes), default=0)
+        and thresholds, see :func:`ordered_layouts`)."""
+        self.nodes = nodes
+        self.by_name = by_name
+        self.max_gpus_per_node = max_gpus_per_node
+        self.smallest_domain_limit = smallest_domain_limit
         self.rel_nodes: dict[NodeState, None] = {}
         self.shared: dict[tuple[NodeState, int], None] = {}
         self.free_total = 0
@@ -234,6 +312,13 @@ class ClusterState:
         self.usable_total = 0
         self.max_usable_per_node = 0
         self.held: dict[WorkloadUid, list[tuple[NodeState, int]]] = {}
+        """Slots of the running workloads, resolved when first read (:meth:`held_slots`)."""
+        self.hold_of: Mapping[WorkloadUid, _Hold] = {}
+        """Workloads marked from their places (:data:`~.kept_nodes.Hold`), not by
+        :meth:`occupy`, by UID: their slots are resolved into :attr:`held` when first read."""
+        self.touched: set[NodeState] = set()
+        """Nodes changed since the build (:meth:`set_slots`, :meth:`add_share`,
+        :func:`~.preemption.release_victim`): what :mod:`.kept_nodes` restores."""
         self.version = 0
         """Bumped on every change, so derived totals can be cached safely."""
         self._capacity_cache: dict[tuple[int, bool], tuple[int, int]] = {}
@@ -259,62 +344,17 @@ class ClusterState:
                 slots.append((ns, slot))
         return slots
 
-    def occupy_healthy(self, workload: Workload) -> bool:
-        """:meth:`slots_of` and :meth:`occupy` (``USED``) in one pass, for a running
-        workload whose every GPU is found and usable; ``False``, marking nothing, if one
-        is lost or unusable (the caller then looks closer)."""
-        allocation = workload.allocation
-        if allocation is None:
-            return False
-        slots: list[tuple[NodeState, int]] = []
-        by_name = self.by_name
-        for replica in allocation.replicas:
-            ns = by_name.get(replica.node)
-            if ns is None:
-                return False
-            slot_of = ns.slot_of
-            bad = ns.bad
-            for device in replica.gpu_indices:
-                slot = slot_of.get(device)
-                if slot is None or bad[slot]:
-                    return False
-                slots.append((ns, slot))
-        if workload.gpu_share is not None:
-            self.occupy(workload, slots, USED)
-            return True
-        self.held[workload.uid] = slots
-        for ns, slot in slots:  # occupy(..., USED) of whole GPUs, inlined
-            ns.holders[slot] += 1
-            current = ns.status[slot]
-            if current in (FREE, RELEASING, SHARED):
-                ns.status[slot] = USED
-        return True
-
-    def occupy_places(
-        self, workload: Workload, places: tuple[tuple[int, int], ...], whole: bool
-    ) -> None:
-        """:meth:`occupy_healthy` of a workload it marked in an earlier cycle over the same
-        :attr:`layouts`: ``places`` are the (position in :attr:`nodes`, slot) it resolved
-        then, all found and usable (``whole``: no GPU share)."""
-        nodes = self.nodes
-        if not whole:
-            self.occupy(workload, [(nodes[position], slot) for position, slot in places], USED)
-            return
-        slots: list[tuple[NodeState, int]] = []
-        self.held[workload.uid] = slots
-        for position, slot in places:  # occupy(..., USED) of whole GPUs, inlined
-            ns = nodes[position]
-            slots.append((ns, slot))
-            ns.holders[slot] += 1
-            status = ns.status
-            if status[slot] in (FREE, RELEASING, SHARED):
-                status[slot] = USED
-
     def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
-        """The slots :meth:`occupy` recorded for a running workload (resolved once)."""
-        slots = self.held.get(workload.uid)
+        """The slots a running workload holds (recorded by :meth:`occupy`, or resolved
+        once from :attr:`hold_of`)."""
+        uid = workload.uid
+        slots = self.held.get(uid)
         if slots is None:
-            slots = self.slots_of(workload) or []
+            hold = self.hold_of.get(uid)
+            if hold is None:
+                return self.slots_of(workload) or []
+            nodes = self.nodes
+            slots = self.held[uid] = [(nodes[position], slot) for position, slot in hold[1]]
         return slots
 
     def occupy(self, workload: Workload, slots: list[tuple[NodeState, int]], state: int) -> None:
@@ -340,46 +380,29 @@ class ClusterState:
     def finish_build(self) -> None:
         """Compute counters and buckets once every allocation is marked."""
         for ns in self.nodes:
-            status = ns.status
-            if SHARED not in status:  # the common case, counted in C
-                usable = len(status) - status.count(UNUSABLE)
-            else:
-                usable = self._finish_shared(ns)
-            if not ns.schedulable:
-                # Cordoned: running work stays, nothing new lands, releases help nobody.
-                for slot, state in enumerate(ns.status):
-                    if state in (FREE, RELEASING):
-                        ns.status[slot] = UNUSABLE
-                usable = 0
-            ns.recount()
-            self.usable_total += usable
-            self.max_usable_per_node = max(self.max_usable_per_node, usable)
-            self.free_buckets[ns.free][ns] = None
-            self.domain_buckets[ns.best_domain_free][ns] = None
-            self.free_total += ns.free
-            if ns.rel:
-                self.rel_nodes[ns] = None
-                self.rel_total += ns.rel
+            usable, shared = ns.settle()
+            self.add_settled(ns, usable, shared)
 
-    def _finish_shared(self, ns: NodeState) -> int:
-        """Usable GPUs of a node with shared GPUs; caps their memory left for new shares
-        and lists those with room in ``shared``."""
-        usable = 0
-        for slot, state in enumerate(ns.status):
-            if state != UNUSABLE:
-                usable += 1
-            if state == SHARED:
-                total = ns.node.gpus[slot].memory_total_mib
-                ns.mem_left[slot] = min(ns.mem_left[slot], total - ns.mem_reserved[slot])
-                if ns.schedulable and ns.share_used[slot] < 1.0 and ns.mem_left[slot] > 0:
-                    self.shared[(ns, slot)] = None
-        return usable
+    def add_settled(self, ns: NodeState, usable: int, shared: list[int]) -> None:
+        """Count a settled node (:meth:`NodeState.settle`'s results) into the totals and
+        buckets; nodes are added in :attr:`nodes` order."""
+        self.usable_total += usable
+        self.max_usable_per_node = max(self.max_usable_per_node, usable)
+        self.free_buckets[ns.free][ns] = None
+        self.domain_buckets[ns.best_domain_free][ns] = None
+        self.free_total += ns.free
+        if ns.rel:
+            self.rel_nodes[ns] = None
+            self.rel_total += ns.rel
+        for slot in shared:
+            self.shared[(ns, slot)] = None
 
     # -- mutation during the cycle ------------------------------------------------------
 
     def set_slots(self, ns: NodeState, slots: Iterable[int], new_state: int) -> None:
         """Move whole-GPU slots of one node to ``new_state``, keeping counters exact."""
         self.version += 1
+        self.touched.add(ns)
         old_free = ns.free
         old_rel = ns.rel
         status = ns.status
@@ -437,6 +460,7 @@ class ClusterState:
 
     def add_share(self, ns: NodeState, slot: int, fraction: float, memory_mib: int) -> None:
         self.version += 1
+        self.touched.add(ns)
         if ns.status[slot] == FREE:
             self.set_slots(ns, (slot,), SHARED)
         ns.share_used[slot] += fraction

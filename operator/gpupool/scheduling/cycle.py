@@ -42,12 +42,11 @@ from typing import NamedTuple, TypeVar
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price, weight_factors
 from gpupool.scheduling.capacity import (
     CLAIMED,
-    FREE,
     RELEASING,
-    SHARED,
     USED,
     ClusterState,
     NodeState,
+    ordered_layouts,
 )
 from gpupool.scheduling.carried import CarriedFacts
 from gpupool.scheduling.config import GuaranteeOrder, PoolConfig
@@ -60,8 +59,14 @@ from gpupool.scheduling.decisions import (
     WaitCode,
     WaitingReason,
 )
-from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
+from gpupool.scheduling.guarantees import (
+    GuaranteeEntry,
+    forget_fits,
+    guarantee_entry,
+    split_running,
+)
 from gpupool.scheduling.health import gpu_problem
+from gpupool.scheduling.kept_nodes import Hold, forget_kept_nodes, kept_nodes, make_hold
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
 from gpupool.scheduling.preemption import (
@@ -85,7 +90,13 @@ from gpupool.scheduling.shapes import (
     valid_shape,
 )
 from gpupool.scheduling.snapshot import Snapshot
-from gpupool.scheduling.veterans import Candidate, choose_veterans, lane_candidate
+from gpupool.scheduling.veterans import (
+    Candidate,
+    PendingCandidate,
+    choose_veterans,
+    lane_candidate,
+    pending_candidate,
+)
 
 _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
@@ -101,9 +112,6 @@ its smallest gang, GPUs of its full gang, tenant, -tier (the order is -tier firs
 _tier_of = itemgetter(8)
 """The -tier of a :data:`_Keyed`."""
 
-
-_TAKEN_BY_USE = (FREE, RELEASING, SHARED)
-"""Slot states a running workload's whole GPU turns ``USED`` (``ClusterState.occupy``)."""
 
 _CARRIED_SLACK = 1024
 """Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
@@ -151,10 +159,12 @@ _PendingFacts = tuple[
     float,
     float,
     float | None,
+    PendingCandidate | None,
 ]
-"""What ``order_pending`` takes from a pending workload object alone: (workload, tenant,
--tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid shape,
-GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants`."""
+"""What a cycle takes from a pending workload object alone (and the config): (workload,
+tenant, -tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid
+shape, GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants` + its
+veterans' lane candidate (:func:`~.veterans.pending_candidate`) or None."""
 
 _PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
 """Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
@@ -171,24 +181,24 @@ _RunningFacts = tuple[
     int,
     Candidate | None,
     VictimFacts,
+    Hold,
 ]
 """What a cycle takes from a running workload (not terminating, every GPU found and usable)
 and the node layout alone: (workload, its guarantee entry, GPUs it holds, tier, UID, its GPU
 slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count,
-its veterans' lane candidate or None, its victim facts)."""
+its veterans' lane candidate or None, its victim facts, its :data:`~.kept_nodes.Hold`)."""
 
 _RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
 """Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
 
 
-def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
-    """The facts of a running workload ``state.occupy_healthy`` just marked."""
+def _running_facts(workload: Workload, places: tuple[tuple[int, int], ...]) -> _RunningFacts:
+    """The facts of a running workload whose GPUs, all found and usable, are ``places``."""
     allocation = workload.allocation
     assert allocation is not None
     share = workload.gpu_share
     per_replica = workload.gpus_per_replica if share is None else share.fraction
     gpus = len(allocation.replicas) * per_replica
-    places = tuple((ns.idx, slot) for ns, slot in state.held[workload.uid])
     return (
         workload,
         guarantee_entry(workload, gpus),
@@ -200,6 +210,7 @@ def _running_facts(workload: Workload, state: ClusterState) -> _RunningFacts:
         len(places),
         lane_candidate(workload, gpus),
         victim_facts(workload),
+        make_hold(workload, places, USED),
     )
 
 
@@ -207,9 +218,11 @@ def forget_carried_facts() -> None:
     """Drop the facts carried between cycles (the next cycle derives everything again)."""
     _PENDING_FACTS.clear()
     _RUNNING_FACTS.clear()
+    forget_kept_nodes()
+    forget_fits()
 
 
-def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
+def _pending_facts(workload: Workload, bidder: Bidder, min_attained_s: float) -> _PendingFacts:
     share = workload.gpu_share
     replicas = workload.replicas
     least = workload.min_replicas
@@ -234,6 +247,7 @@ def _pending_facts(workload: Workload, bidder: Bidder) -> _PendingFacts:
         valid,
         bidder.gpu_hours(gpus) if valid else None,
         *bidder.pending_constants(workload),
+        pending_candidate(workload, min_attained_s),
     )
 
 
@@ -243,7 +257,11 @@ def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
     Pure and deterministic: the same snapshot and config give the same decisions
     (every ordering ends with the workload UID); reads no clock (``snapshot.now``).
     """
-    return _Cycle(snapshot, config).run()
+    cycle = _Cycle(snapshot, config)
+    try:
+        return cycle.run()
+    finally:
+        cycle.kept.give_back(getattr(cycle, "state", None))
 
 
 class _Cycle:
@@ -255,7 +273,10 @@ class _Cycle:
         self.now = snapshot.now
         self.tenants = snapshot.tenants
         self.bidder = Bidder(snapshot.now, config, weight_factors(snapshot.tenants.values()))
-        self.state = ClusterState(snapshot.nodes, config.health)
+        self.kept = kept_nodes(ordered_layouts(snapshot.nodes, config.health))
+        """The node states this cycle borrows (:mod:`.kept_nodes`)."""
+        self.state: ClusterState
+        """The capacity index (built by ``index_snapshot``)."""
         self.preemptions: dict[WorkloadUid, Preemption] = {}
         self.bindings: dict[WorkloadUid, Placement] = {}
         self.prices: dict[WorkloadUid, float] = {}
@@ -265,6 +286,8 @@ class _Cycle:
         self.pending: list[_PendingFacts] = []
         self.running: list[GuaranteeEntry] = []
         """Running workloads keeping their GPUs (:func:`~.guarantees.guarantee_entry`)."""
+        self.releasing: dict[WorkloadUid, Hold] = {}
+        """This cycle's holds of terminating workloads, kept for the next cycle."""
         self.running_facts: list[_RunningFacts] = []
         """The same workloads' :data:`_RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
@@ -294,7 +317,7 @@ class _Cycle:
         self.doomed: list[_DoomedRun] = []
         """Runs of the pending order that lost because their shapes already failed."""
         self._lowest_bids: dict[int, float] = {}
-        """The lowest bid of a running borrower per tier (set by ``place_pending``)."""
+        """The lowest bid of a running borrower per tier (set by ``classify_running``)."""
 
     def run(self) -> Decisions:
         self.index_snapshot()
@@ -307,91 +330,80 @@ class _Cycle:
     # -- stage 1: snapshot -> capacity index, health filter ------------------------------
 
     def index_snapshot(self) -> None:
-        state = self.state
         pending = self.pending
         running = self.running
-        occupy_healthy = state.occupy_healthy
+        kept = self.kept
+        places_of = kept.places_of
         # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
         # same object); new ones are added. Pruned to this cycle's queue once it holds
         # many gone workloads.
         known = _PENDING_FACTS.previous(self.config)
         if not known:
             _PENDING_FACTS.keep(self.config, known)
-        # Running workloads' GPUs as (node position, slot), carried likewise per node
-        # layout (the same list object: the same nodes, by name, and thresholds), for
-        # those whose every GPU was found usable.
-        layouts = state.layouts
+        # Running workloads' facts, carried likewise per node layout list (the same list
+        # object: the same nodes, by name, and thresholds), for those whose every GPU was
+        # found usable.
+        layouts = kept.layouts
         known_running = _RUNNING_FACTS.previous(layouts)
         if not known_running:
             _RUNNING_FACTS.keep(layouts, known_running)
         running_facts = self.running_facts
-        occupy_places = state.occupy_places
-        nodes = state.nodes
-        held = state.held
+        holds: list[Hold] = []
         bidder = self.bidder
+        lane_minimum = self.config.veteran_min_attained_s
         for key, workload in self.snapshot.workloads.items():
             if workload.allocation is None:
                 facts = known.get(key)
                 if facts is None or facts[0] is not workload:
-                    facts = known[key] = _pending_facts(workload, bidder)
+                    facts = known[key] = _pending_facts(workload, bidder, lane_minimum)
                 pending.append(facts)
                 continue
             carried = known_running.get(key)
-            if carried is not None and carried[0] is workload:
-                if carried[6]:
-                    # state.occupy_places of whole GPUs, inlined (one call fewer per
-                    # running workload and cycle).
-                    slots: list[tuple[NodeState, int]] = []
-                    held[carried[4]] = slots
-                    for position, slot in carried[5]:
-                        ns = nodes[position]
-                        slots.append((ns, slot))
-                        ns.holders[slot] += 1
-                        status = ns.status
-                        if status[slot] in _TAKEN_BY_USE:
-                            status[slot] = USED
-                else:
-                    occupy_places(workload, carried[5], False)
-                running.append(carried[1])
-                running_facts.append(carried)
-                continue
-            if workload.preempted_at is None and occupy_healthy(workload):
-                carried = known_running[key] = _running_facts(workload, state)
-                running.append(carried[1])
-                running_facts.append(carried)
-                continue
-            self._index_releasing(workload, state.slots_of(workload))
+            if carried is None or carried[0] is not workload:
+                places = (
+                    None if workload.preempted_at is not None else places_of(workload, healthy=True)
+                )
+                if places is None:
+                    self._index_releasing(workload, holds)
+                    continue
+                carried = known_running[key] = _running_facts(workload, places)
+            running.append(carried[1])
+            running_facts.append(carried)
+            holds.append(carried[10])
         if len(known) > 2 * len(pending) + _CARRIED_SLACK:
             _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
-        state.finish_build()
+        kept.releasing = self.releasing
+        self.state = kept.lend(self.snapshot.nodes, self.config.health, holds)
 
-    def _index_releasing(
-        self, workload: Workload, slots: list[tuple[NodeState, int]] | None
-    ) -> None:
+    def _index_releasing(self, workload: Workload, holds: list[Hold]) -> None:
         """A running workload that is terminating, or that must restart because its node
         or one of its GPUs left the pool (preempted now, with no grace)."""
-        state = self.state
-        if workload.preempted_at is not None:
-            if slots:
-                state.occupy(workload, slots, RELEASING)
-            return
-        problem = "its node or GPU left the pool"
-        for ns, slot in slots or ():
-            if ns.bad[slot]:
-                gpu = ns.node.gpus[slot]
-                detail = gpu_problem(gpu, self.config.health) or "unusable"
-                problem = f"GPU {ns.name}/{gpu.index} {detail}"
-                break
-        self.preemptions[workload.uid] = Preemption(
-            uid=workload.uid,
-            cause=PreemptionCause.UNHEALTHY_GPU,
-            reason=f"{problem}; restarting from its last checkpoint",
-            grace_deadline=self.now,
-        )
-        if slots:
-            state.occupy(workload, slots, RELEASING)
+        kept = self.kept
+        uid = workload.uid
+        hold = kept.releasing.get(uid)
+        if hold is None or hold[0] is not workload:
+            places = kept.places_of(workload, healthy=False)
+            hold = make_hold(workload, places or (), RELEASING)
+        self.releasing[uid] = hold
+        if workload.preempted_at is None:
+            problem = "its node or GPU left the pool"
+            for position, slot in hold[1]:
+                ns = kept.nodes[position]
+                if ns.bad[slot]:
+                    gpu = ns.node.gpus[slot]
+                    detail = gpu_problem(gpu, self.config.health) or "unusable"
+                    problem = f"GPU {ns.name}/{gpu.index} {detail}"
+                    break
+            self.preemptions[uid] = Preemption(
+                uid=uid,
+                cause=PreemptionCause.UNHEALTHY_GPU,
+                reason=f"{problem}; restarting from its last checkpoint",
+                grace_deadline=self.now,
+            )
+        if hold[1]:
+            holds.append(hold)
 
     # -- the veterans' lane (bids of its members) ------------------------------------------
 
@@ -409,11 +421,9 @@ class _Cycle:
                     for facts in self.running_facts
                     if (c := facts[8]) is not None and c[0] <= latest
                 ],
-                # Only pending work that has run long enough (facts[10]: its attained
-                # service; 0 for an explicit bid, which never joins): usually none.
-                [facts[0] for facts in self.pending if facts[10] >= minimum],
+                # Only pending work that has run long enough (facts[14], carried).
+                [lane for facts in self.pending if (lane := facts[14]) is not None],
                 now=self.now,
-                min_attained_s=minimum,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
             )
 
@@ -436,7 +446,9 @@ class _Cycle:
         # class_slots keep below).
         by_class: dict[int, tuple[list[RunningEntry], list[int]]] = {}
         found: tuple[list[RunningEntry], list[int]] | None
-        for workload, _, gpus, tier, uid, _, _, slots, _, victim in self.running_facts:
+        lowest = self._lowest_bids
+        inf = float("inf")
+        for workload, _, gpus, tier, uid, _, _, slots, _, victim, _ in self.running_facts:
             if uid in inside:
                 prices[uid] = 0.0
                 found = by_class.get(2 * tier + 1)
@@ -467,6 +479,8 @@ class _Cycle:
             found[0].append((workload, gpus, False, bid, victim))
             found[1].append(slots)
             borrowers.append((uid, tier, bid))
+            if bid < lowest.get(tier, inf):
+                lowest[tier] = bid
         for code, (members, slot_counts) in by_class.items():
             key = (code // 2, code % 2 == 1)
             self.survivors[key] = members
@@ -531,6 +545,7 @@ class _Cycle:
                 denominator,
                 bonus,
                 aging_from,
+                _,
             ) = facts
             budget = budgets.get(tenant_name)
             if budget is None:
@@ -641,7 +656,7 @@ class _Cycle:
         preemptions = self.preemptions
         reach = shown = 0.0
         preemptions_seen = -1
-        lowest_running_bid = self._lowest_bids = self._lowest_running_borrower_bids()
+        lowest_running_bid = self._lowest_bids
         may_reserve = self.config.reserve_after_s is not None
         position = 0
         count = len(ordered)
@@ -932,13 +947,6 @@ class _Cycle:
                 self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
             return
 
-    def _lowest_running_borrower_bids(self) -> dict[int, float]:
-        lowest: dict[int, float] = {}
-        for _, tier, bid in self.borrowers:
-            if bid < lowest.get(tier, float("inf")):
-                lowest[tier] = bid
-        return lowest
-
     def _lose_in_bulk(
         self, ordered: list[_Entry], start: int, end: int, shown: float, guaranteed: bool
     ) -> None:
@@ -1044,7 +1052,9 @@ class _Cycle:
     ) -> None:
         self._victims().taken.add(victim.uid)
         self.class_gpus[(victim.tier, victim.guaranteed)] -= victim.gpus
-        self.class_slots[(victim.tier, victim.guaranteed)] -= len(self.state.held[victim.uid])
+        self.class_slots[(victim.tier, victim.guaranteed)] -= len(
+            self.state.held_slots(victim.workload)
+        )
         self.prices.pop(victim.uid, None)
         self.tenant_used[victim.workload.tenant] -= victim.gpus
         release_victim(self.state, victim)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
+from operator import is_
 
 from gpupool.scheduling.model import Tenant, TenantName, Workload, WorkloadUid
 
@@ -60,16 +61,51 @@ def split_running(
             inside.update(entry[2] for entry in members)
             guaranteed_used[name] = used[name]
             continue
-        # A heap of the entries (already decorated with the order), not a sort: first-fit
-        # stops once not even the smallest member fits, which is usually long before the
-        # end of a tenant that borrows a lot.
-        smallest = min(entry[4] for entry in members)
-        heapq.heapify(members)
-        total = 0.0
-        while members and total + smallest <= guarantee:
-            _, _, uid, _, gpus = heapq.heappop(members)
-            if total + gpus <= guarantee:
-                total += gpus
-                inside.add(uid)
+        chosen, total = _first_fit(name, members, guarantee)
+        inside.update(chosen)
         guaranteed_used[name] = total
     return inside, guaranteed_used, used
+
+
+_FITS: dict[TenantName, tuple[list[GuaranteeEntry], float, list[WorkloadUid], float]] = {}
+"""Per tenant, the last first-fit: (members, guarantee, UIDs inside, their GPUs). The running
+set changes little between cycles and a cycle carries each running workload's entry
+along (the same object), so a tenant's members are usually the very same entries: the
+fit is then the same. A cache of a pure function, like the carried facts."""
+_FITS_MAX = 1024
+
+
+def forget_fits() -> None:
+    """Drop the cached first-fits (the next split derives every fit again)."""
+    _FITS.clear()
+
+
+def _first_fit(
+    name: TenantName, members: list[GuaranteeEntry], guarantee: float
+) -> tuple[list[WorkloadUid], float]:
+    """The members inside ``guarantee``, first-fit in entry order, and their GPUs."""
+    hit = _FITS.get(name)
+    if (
+        hit is not None
+        and hit[1] == guarantee
+        and len(hit[0]) == len(members)
+        and all(map(is_, hit[0], members))
+    ):
+        return hit[2], hit[3]
+    kept = list(members)
+    # A heap of the entries (already decorated with the order), not a sort: first-fit
+    # stops once not even the smallest member fits, which is usually long before the
+    # end of a tenant that borrows a lot.
+    smallest = min(entry[4] for entry in members)
+    heapq.heapify(members)
+    total = 0.0
+    chosen: list[WorkloadUid] = []
+    while members and total + smallest <= guarantee:
+        _, _, uid, _, gpus = heapq.heappop(members)
+        if total + gpus <= guarantee:
+            total += gpus
+            chosen.append(uid)
+    if len(_FITS) >= _FITS_MAX:
+        _FITS.clear()
+    _FITS[name] = (kept, guarantee, chosen, total)
+    return chosen, total

@@ -53,6 +53,7 @@ class Plan:
 
     def undo(self, state: ClusterState) -> None:
         for ns, slot, was_free, share in reversed(self._undo_share):
+            state.touched.add(ns)
             ns.share_used[slot] -= share.fraction
             ns.mem_left[slot] += share.memory_mib
             ns.holders[slot] -= 1

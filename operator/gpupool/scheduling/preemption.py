@@ -156,6 +156,7 @@ class VictimIndex:
         self._node_class: dict[VictimClass, dict[str, int]] = {}
         self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
         self._useful: dict[tuple[frozenset[VictimClass], int], tuple[set[NodeState], int]] = {}
+        self._eligible: dict[tuple[int, bool], frozenset[VictimClass]] = {}
         self._bid_of = bid_of
         self._now = now
         self.classes: dict[VictimClass, VictimQueue] = {}
@@ -210,12 +211,16 @@ class VictimIndex:
 
     def eligible_classes(self, *, tier: int, guaranteed: bool) -> frozenset[VictimClass]:
         """Classes a candidate may take victims from (before bid and runtime filters)."""
-        classes: set[VictimClass] = {(tier, False)}
-        for lower in range(int(Tier.LOW), tier):
-            classes.add((lower, False))
-            if guaranteed:
-                classes.add((lower, True))
-        return frozenset(classes)
+        key = (tier, guaranteed)
+        found = self._eligible.get(key)
+        if found is None:
+            classes: set[VictimClass] = {(tier, False)}
+            for lower in range(int(Tier.LOW), tier):
+                classes.add((lower, False))
+                if guaranteed:
+                    classes.add((lower, True))
+            found = self._eligible[key] = frozenset(classes)
+        return found
 
     def room(self, state: ClusterState, classes: frozenset[VictimClass]) -> dict[NodeState, int]:
         """Per schedulable node, an upper bound of the GPUs that could be free for a
@@ -524,6 +529,7 @@ def release_victim(state: ClusterState, victim: Victim) -> None:
     for ns, slot in state.held_slots(victim.workload):
         if ns.status[slot] not in (USED, SHARED):
             continue
+        state.touched.add(ns)
         ns.holders[slot] -= 1
         if ns.holders[slot] <= 0:
             state.shared.pop((ns, slot), None)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from operator import itemgetter
 
 from gpupool.scheduling.model import Workload, WorkloadKind, WorkloadUid
 
@@ -53,31 +54,38 @@ def lane_candidate(workload: Workload, gpus: float) -> Candidate | None:
     )
 
 
+PendingCandidate = tuple[float, float, WorkloadUid, float]
+"""A pending workload's lane candidate before the cycle's clock: (attained service s,
+submitted at, UID, GPUs it asks for)."""
+
+
+def pending_candidate(workload: Workload, min_attained_s: float) -> PendingCandidate | None:
+    """A pending workload's lane candidate, or ``None`` if it cannot join (not a candidate,
+    or it has not run ``min_attained_s``). Depends on the workload object alone (and the
+    config), so a cycle carries it along."""
+    attained = workload.attained_service_s
+    if attained < min_attained_s or not is_candidate(workload):
+        return None
+    return (attained, workload.submitted_at, workload.uid, _gpus(workload))
+
+
 def choose_veterans(
     running: list[Candidate],
-    pending: Iterable[Workload],
+    pending: Iterable[PendingCandidate],
     *,
     now: float,
-    min_attained_s: float,
     capacity_gpus: float,
 ) -> frozenset[WorkloadUid]:
     """The lane of a cycle: ``running`` are the running workloads' candidates
-    (:func:`lane_candidate`) that have run at least ``min_attained_s``; ``pending`` are
-    waiting workloads (those that have run long enough are candidates too). Reuses the
-    ``running`` list."""
+    (:func:`lane_candidate`) that have run at least the lane's minimum; ``pending`` are the
+    waiting workloads' :func:`pending_candidate` s (those that have run long enough are
+    candidates too). Reuses the ``running`` list."""
     if capacity_gpus <= 0:
         return frozenset()
     candidates = running
-    for workload in pending:
-        if workload.attained_service_s >= min_attained_s and is_candidate(workload):
-            candidates.append(
-                (
-                    now - workload.attained_service_s,
-                    workload.submitted_at,
-                    workload.uid,
-                    _gpus(workload),
-                )
-            )
+    candidates.extend(
+        (now - attained, submitted, uid, gpus) for attained, submitted, uid, gpus in pending
+    )
     return select_veterans(candidates, capacity_gpus)
 
 
@@ -106,7 +114,7 @@ def select_veterans(candidates: list[Candidate], capacity_gpus: float) -> frozen
         return frozenset()
     chosen: list[WorkloadUid] = []
     room = capacity_gpus
-    smallest = min(candidate[3] for candidate in candidates)
+    smallest = min(map(_gpus_of, candidates))
     heapq.heapify(candidates)
     pop = heapq.heappop
     while candidates and room >= smallest:
@@ -115,3 +123,7 @@ def select_veterans(candidates: list[Candidate], capacity_gpus: float) -> frozen
             room -= gpus
             chosen.append(uid)
     return frozenset(chosen)
+
+
+_gpus_of = itemgetter(3)
+"""A :data:`Candidate`'s GPUs (read in C, not by a generator per candidate)."""

@@ -18,6 +18,7 @@ Model (the same for every policy):
 
 from __future__ import annotations
 
+import gc
 import heapq
 import sys
 import time
@@ -32,6 +33,7 @@ from gpupool.scheduling import (
     GpuShare,
     Node,
     NodeName,
+    ReplicaPlacement,
     Snapshot,
     Tenant,
     TenantName,
@@ -40,7 +42,6 @@ from gpupool.scheduling import (
     WorkloadUid,
 )
 from gpupool.scheduling.credits import settle
-from gpupool.scheduling.gc_pause import paused_gc
 from gpupool.sim.policies import Policy
 from gpupool.sim.trace import TraceJob, gang_shape
 
@@ -167,8 +168,15 @@ class Simulator:
             }
         self.progress = progress
         self.records: dict[WorkloadUid, JobRecord] = {}
+        self.payers: dict[WorkloadUid, tuple[TenantName, float]] = {}
+        """Per job, the tenant that pays for it and its GPUs (what the spend rates read)."""
         self.active: dict[WorkloadUid, Workload] = {}
         self.pending_count = 0
+        self.waiting_shapes: dict[tuple[int, int], int] = {}
+        """Shapes (replicas, GPUs per replica) of the waiting whole-GPU jobs, with counts
+        (what ``_unallocatable_idle`` checks, instead of scanning every job each cycle)."""
+        self.used_per_node: dict[str, int] = {}
+        """GPUs the running and terminating jobs hold per node name."""
         self.allocated_gpus = 0.0
         self.metrics = Metrics()
         self.completions: list[tuple[float, int, WorkloadUid, int]] = []
@@ -203,6 +211,12 @@ class Simulator:
             return
         for name, tenant in self.tenants.items():
             rate = self.spend_rate.get(name, 0.0)
+            balance = tenant.credit_balance
+            if rate <= 0.0 and balance == tenant.credits_max and balance > 0.0:
+                # Nothing to pay and the balance at its cap: settle() would keep the very
+                # same tenant and report nothing spent (accrual is never negative, so the
+                # balance stays capped), about half the calls in a replay.
+                continue
             statement = settle(tenant, spend=rate * elapsed / 3600.0, elapsed_s=elapsed)
             self.tenants[name] = statement.tenant
             if statement.spent:
@@ -223,8 +237,10 @@ class Simulator:
             area_at_submit=self.metrics.jobs_in_system_area,
         )
         self.records[workload.uid] = record
+        self.payers[workload.uid] = (TenantName(job.tenant), record.gpus)
         self.active[workload.uid] = workload
         self.pending_count += 1
+        self._count_waiting(workload, 1)
         if job.tenant not in self.tenants:
             raise KeyError(f"tenant {job.tenant!r} of job {job.job_id} has no terms")
 
@@ -237,6 +253,8 @@ class Simulator:
         )
         record.workload = workload
         self.active[uid] = workload
+        self._count_waiting(workload, -1)
+        self._count_used(placement, 1)
         record.started_at = now
         if record.first_start is None:
             record.first_start = now
@@ -260,6 +278,9 @@ class Simulator:
         record.remaining_s = 0.0
         record.epoch += 1
         del self.active[uid]
+        allocation = record.workload.allocation
+        assert allocation is not None
+        self._count_used(allocation.replicas, -1)
         self.allocated_gpus -= record.gpus
         self._drop_spend(uid, record)
 
@@ -274,6 +295,8 @@ class Simulator:
         record.epoch += 1
         record.started_at = None
         workload = record.workload
+        assert workload.allocation is not None
+        self._count_used(workload.allocation.replicas, -1)
         record.workload = replace(
             workload,
             allocation=None,
@@ -285,8 +308,25 @@ class Simulator:
         )
         self.active[uid] = record.workload
         self.pending_count += 1
+        self._count_waiting(record.workload, 1)
         self.allocated_gpus -= record.gpus
         self._drop_spend(uid, record)
+
+    def _count_waiting(self, workload: Workload, step: int) -> None:
+        """Keep :attr:`waiting_shapes` (a whole-GPU job joined or left the queue)."""
+        if workload.gpu_share is None:
+            shape = (workload.replicas, workload.gpus_per_replica)
+            count = self.waiting_shapes.get(shape, 0) + step
+            if count:
+                self.waiting_shapes[shape] = count
+            else:
+                del self.waiting_shapes[shape]
+
+    def _count_used(self, replicas: Iterable[ReplicaPlacement], step: int) -> None:
+        """Keep :attr:`used_per_node` (a job started, or left its GPUs)."""
+        used = self.used_per_node
+        for replica in replicas:
+            used[replica.node] = used.get(replica.node, 0) + step * len(replica.gpu_indices)
 
     def _drop_spend(self, uid: WorkloadUid, record: JobRecord) -> None:
         price = self.prices.pop(uid, 0.0)
@@ -315,11 +355,17 @@ class Simulator:
             tenants=MappingProxyType(self.tenants),
             workloads=MappingProxyType(self.active),
         )
-        with paused_gc():
-            # The collector stays off until the decisions are applied and dropped (when
-            # _decide_and_apply returns): what the cycle built is freed by reference
-            # counting instead of being scanned first.
+        # The collector stays off until the decisions are applied and dropped (when
+        # _decide_and_apply returns): what the cycle built is freed by reference counting
+        # instead of being scanned first. (paused_gc, inlined: a generator-based context
+        # manager per cycle cost more than the toggling.)
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
             self._decide_and_apply(snapshot)
+        finally:
+            if was_enabled:
+                gc.enable()
         self.unallocatable_idle = self._unallocatable_idle()
 
     def _decide_and_apply(self, snapshot: Snapshot) -> None:
@@ -337,16 +383,15 @@ class Simulator:
             self.start(uid, decisions)
         self.last_bound = len(decisions.bindings)
         if self.policy.uses_guarantees_and_credits:
-            self.prices = {
-                uid: price
-                for uid, price in decisions.prices.items()
-                if price > 0 and uid in self.active
+            active = self.active
+            self.prices = prices = {
+                uid: price for uid, price in decisions.prices.items() if price > 0 and uid in active
             }
             rates: dict[TenantName, float] = {}
-            for uid, price in self.prices.items():
-                record = self.records[uid]
-                tenant = TenantName(record.job.tenant)
-                rates[tenant] = rates.get(tenant, 0.0) + price * record.gpus
+            payers = self.payers
+            for uid, price in prices.items():
+                tenant, gpus = payers[uid]
+                rates[tenant] = rates.get(tenant, 0.0) + price * gpus
             self.spend_rate = rates
 
     def _unallocatable_idle(self) -> float:
@@ -354,34 +399,15 @@ class Simulator:
         idle = self.total_gpus - self.allocated_gpus
         if idle < 1 or self.pending_count == 0:
             return 0.0
-        free_per_node = self._free_per_node()
-        checked: set[tuple[int, int]] = set()
-        for workload in self.active.values():
-            if workload.allocation is not None:
-                continue
-            if workload.gpu_share is not None:
-                continue
-            shape = (workload.replicas, workload.gpus_per_replica)
-            if shape in checked:
-                continue
-            checked.add(shape)
-            replicas, per_replica = shape
+        used = self.used_per_node
+        free_per_node = [len(node.gpus) - used.get(node.name, 0) for node in self.nodes]
+        for replicas, per_replica in self.waiting_shapes:
             if replicas * per_replica > idle:
                 continue
             fits = sum(free // per_replica for free in free_per_node)
             if fits < replicas:
                 return idle
         return 0.0
-
-    def _free_per_node(self) -> list[int]:
-        used: dict[str, int] = {}
-        for workload in self.active.values():
-            allocation = workload.allocation
-            if allocation is None:
-                continue
-            for replica in allocation.replicas:
-                used[replica.node] = used.get(replica.node, 0) + len(replica.gpu_indices)
-        return [len(node.gpus) - used.get(node.name, 0) for node in self.nodes]
 
     # -- the loop -----------------------------------------------------------------------
 

@@ -11,9 +11,12 @@ import pytest
 from sched_builders import every_decision
 
 from gpupool.scheduling import (
+    Allocation,
     Decisions,
     FairnessAgentConfig,
+    NodeName,
     PoolConfig,
+    ReplicaPlacement,
     Snapshot,
     Tenant,
     TenantName,
@@ -22,9 +25,10 @@ from gpupool.scheduling import (
     run_cycle,
 )
 from gpupool.scheduling import cycle as cycle_module
+from gpupool.scheduling import guarantees as guarantees_module
 from gpupool.scheduling.auction import Bidder
-from gpupool.scheduling.capacity import ClusterState
 from gpupool.scheduling.carried import CarriedFacts
+from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
 from gpupool.sim.bench import evolve
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
 
@@ -145,34 +149,99 @@ def test_carried_facts_count_only_for_the_same_owner_and_workload() -> None:
     assert memo.previous(owner) == {}
 
 
-def test_occupy_places_marks_what_occupy_healthy_marks() -> None:
-    snapshot: Snapshot = make_snapshot(
-        ClusterSpec(nodes=40, gpus_per_node=8, running=300, pending=10, seed=3)
-    )
-    config = PoolConfig()
-    running = [w for w in snapshot.workloads.values() if w.allocation is not None]
-    cold = ClusterState(snapshot.nodes, config.health)
-    places: dict[WorkloadUid, tuple[tuple[int, int], ...]] = {}
-    for workload in running:
-        assert cold.occupy_healthy(workload)
-        places[workload.uid] = tuple((ns.idx, slot) for ns, slot in cold.held[workload.uid])
-    cold.finish_build()
-    warm = ClusterState(snapshot.nodes, config.health)
-    assert warm.layouts is cold.layouts  # the same nodes: the same layout list
-    for workload in running:
-        warm.occupy_places(workload, places[workload.uid], workload.gpu_share is None)
-    warm.finish_build()
-    for a, b in zip(cold.nodes, warm.nodes, strict=True):
-        assert (a.status, a.holders, a.share_used, a.mem_left, a.free, a.rel) == (
-            b.status,
-            b.holders,
-            b.share_used,
-            b.mem_left,
-            b.free,
-            b.rel,
+def _index(snapshot: Snapshot, config: PoolConfig) -> tuple[object, ...]:
+    """Everything the capacity index of a cycle on ``snapshot`` starts from."""
+    cycle = cycle_module._Cycle(snapshot, config)
+    try:
+        cycle.index_snapshot()
+        state = cycle.state
+        return (
+            [
+                (
+                    ns.status,
+                    ns.holders,
+                    ns.share_used,
+                    ns.mem_left,
+                    ns.free_d,
+                    ns.rel_d,
+                    ns.free,
+                    ns.rel,
+                    ns.best_domain_free,
+                )
+                for ns in state.nodes
+            ],
+            [[ns.idx for ns in bucket] for bucket in state.free_buckets],
+            [[ns.idx for ns in bucket] for bucket in state.domain_buckets],
+            [ns.idx for ns in state.rel_nodes],
+            [(ns.idx, slot) for ns, slot in state.shared],
+            (state.free_total, state.rel_total, state.usable_total, state.max_usable_per_node),
+            {
+                w.uid: [(ns.idx, slot) for ns, slot in state.held_slots(w)]
+                for w in snapshot.workloads.values()
+                if w.allocation is not None
+            },
+            sorted(cycle.preemptions),
         )
-    assert {uid: [(ns.idx, s) for ns, s in slots] for uid, slots in cold.held.items()} == {
-        uid: [(ns.idx, s) for ns, s in slots] for uid, slots in warm.held.items()
-    }
-    assert (cold.free_total, cold.rel_total) == (warm.free_total, warm.rel_total)
-    assert [(ns.idx, s) for ns, s in cold.shared] == [(ns.idx, s) for ns, s in warm.shared]
+    finally:
+        cycle.kept.give_back(cycle.state)
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_kept_nodes_give_the_index_a_cold_build_gives(seed: int) -> None:
+    """The node states kept between cycles (:mod:`gpupool.scheduling.kept_nodes`), after
+    cycles that placed and preempted on them and with the running set changing, start the
+    next cycle exactly where a build from nothing starts it."""
+    config = PoolConfig()
+    snapshot: Snapshot = make_snapshot(
+        ClusterSpec(nodes=40, gpus_per_node=8, running=300, pending=200, seed=seed)
+    )
+    rng = random.Random(seed)
+    cycle_module.forget_carried_facts()
+    for serial in range(8):
+        decisions = run_cycle(snapshot, config)
+        snapshot = evolve(snapshot, decisions, interval_s=60.0, churn=0.05, rng=rng, serial=serial)
+        if serial == 4:
+            # The same workloads in another order: every node is marked again.
+            items = list(snapshot.workloads.items())
+            rng.shuffle(items)
+            snapshot = replace(snapshot, workloads=dict(items))
+        warm = _index(snapshot, config)
+        cycle_module.forget_carried_facts()
+        assert _index(snapshot, config) == warm
+        run_cycle(snapshot, config)  # keep the cold cycle's nodes for the next round
+
+
+def test_guarantee_fit_is_cached_only_for_the_same_members_and_guarantee() -> None:
+    """The first-fit kept per tenant (``guarantees._first_fit``) is reused only for the very
+    same member entries and guarantee: a changed guarantee or member set is fitted again."""
+    guarantees_module.forget_fits()
+    name = TenantName("t")
+    entries = [
+        guarantee_entry(
+            Workload(
+                uid=WorkloadUid(f"w{i}"),
+                name=f"w{i}",
+                tenant=name,
+                replicas=1,
+                gpus_per_replica=gpus,
+                submitted_at=0.0,
+                allocation=Allocation(
+                    replicas=(ReplicaPlacement(node=NodeName("n"), gpu_indices=(0,)),),
+                    started_at=float(i),
+                ),
+            ),
+            float(gpus),
+        )
+        for i, gpus in enumerate([4, 2, 3, 1])
+    ]
+
+    def fit(guaranteed: int, members: list[GuaranteeEntry]) -> set[WorkloadUid]:
+        tenants = {name: Tenant(name=name, guaranteed_gpus=guaranteed)}
+        return split_running(list(members), tenants)[0]
+
+    assert fit(6, entries) == {"w0", "w1"}
+    assert fit(6, entries) == {"w0", "w1"}  # the cached fit
+    assert fit(8, entries) == {"w0", "w1", "w3"}  # another guarantee: fitted again
+    assert fit(5, entries[1:]) == {"w1", "w2"}  # other members: fitted again
+    guarantees_module.forget_fits()
+    assert fit(5, entries[1:]) == {"w1", "w2"}
