@@ -101,13 +101,24 @@ class AuctionSpec(ApiModel):
         description="Lowest clearing price, in credits per GPU-hour.",
     )
     veteran_share_percent: int = Field(
-        default=20,
+        default=40,
         ge=0,
         le=100,
         description=(
             "Percent of the pool's GPUs kept for the training jobs that have run longest "
             "(the veterans' lane): they cannot be outbid, so long jobs are not all pushed "
             "to the end of a busy period. 0 disables the lane."
+        ),
+    )
+    veteran_age_credit_percent: int = Field(
+        default=30,
+        ge=0,
+        le=100,
+        description=(
+            "Orders the veterans' lane: a job's claim to it is its run time, or this "
+            "percent of its time since submission if that is more, so a long job that "
+            "queued for weeks before it ran is not overtaken by luckier ones forever "
+            "(it would finish last, alone on an idle pool). 0 orders by run time alone."
         ),
     )
     veteran_min_run_seconds: int = Field(

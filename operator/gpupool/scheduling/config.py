@@ -41,7 +41,7 @@ class FairnessAgentConfig:
 
     base_bid_per_gpu_hour: float = 1.0
     prior_duration_s: float = 900.0
-    short_job_bonus: float = 1.0
+    short_job_bonus: float = 3.0
     aging_s: float = 0.0
     """A pending workload bids ``base_bid * queued / aging_s`` more, ``queued`` being the
     time since it last entered the queue (0 disables). An absolute age term: a job that
@@ -65,7 +65,7 @@ class PoolConfig:
     """Checkpoint window a preempted workload gets before its GPUs are reclaimed."""
     min_runtime_s: float = 300.0
     """A borrower is not preempted by a higher bid before running this long (anti-thrash)."""
-    outbid_margin_ratio: float = 1.5
+    outbid_margin_ratio: float = 2.0
     """A borrower outbids a running borrower only with a bid above the victim's bid times
     ``1 + outbid_margin_ratio`` (preempting costs the victim its grace period and a
     restart, so a marginally higher bid does not justify it)."""
@@ -79,11 +79,16 @@ class PoolConfig:
     to higher tiers and guarantees); bounds how often one job is set back. ``None``:
     no bound."""
     guarantee_order: GuaranteeOrder = GuaranteeOrder.BID
-    veteran_share: float = 0.2
+    veteran_share: float = 0.4
     """Fraction of the pool's GPUs kept for the training work that has run longest (the
     veterans' lane, :mod:`gpupool.scheduling.veterans`): veterans bid the ceiling, so the
     longest jobs are not pushed to the end of an overloaded period (makespan and
     utilization). 0 disables the lane."""
+    veteran_age_credit: float = 0.3
+    """Orders the veterans' lane by a *claim*: attained service, or this fraction of the
+    time since submission if that is more, so a long job that was starved before it
+    joined is not overtaken forever by luckier ones (:mod:`gpupool.scheduling.veterans`).
+    0 orders by attained service alone."""
     veteran_min_attained_s: float = 86_400.0
     """Run time a workload needs before it can join the veterans' lane: a day, so that
     the lane holds the long jobs that set the makespan, not whatever ran an hour."""

@@ -425,6 +425,7 @@ class _Cycle:
                 [lane for facts in self.pending if (lane := facts[14]) is not None],
                 now=self.now,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
+                age_credit=config.veteran_age_credit,
             )
 
     # -- stage 3/4: guarantees and bids of running workloads -----------------------------

@@ -89,6 +89,7 @@ def pool_config(spec: GPUPoolSpec) -> PoolConfig:
         grace_period_s=float(spec.preemption.grace_period_seconds),
         min_runtime_s=float(spec.preemption.min_runtime_seconds),
         veteran_share=spec.auction.veteran_share_percent / 100.0,
+        veteran_age_credit=spec.auction.veteran_age_credit_percent / 100.0,
         veteran_min_attained_s=float(spec.auction.veteran_min_run_seconds),
         health=HealthThresholds(
             max_temperature_c=float(spec.health.max_temperature_c),

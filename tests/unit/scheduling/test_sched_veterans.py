@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpupool.scheduling.model import WorkloadUid
-from gpupool.scheduling.veterans import select_veterans
+from gpupool.scheduling.veterans import Candidate, select_veterans, with_age_credit
 
 
 def uid(name: str) -> WorkloadUid:
@@ -36,3 +36,38 @@ def test_ties_go_to_the_earlier_submission_then_the_uid() -> None:
 
 def test_no_share_no_lane() -> None:
     assert select_veterans([(-10.0, 0.0, uid("a"), 1.0)], 0.0) == frozenset()
+
+
+NOW = 1_000_000.0
+
+
+def candidate(name: str, *, submitted: float, attained: float, gpus: float = 8.0) -> Candidate:
+    return (NOW - attained, submitted, uid(name), gpus)
+
+
+def test_the_age_credit_lets_a_starved_veteran_pass_luckier_ones() -> None:
+    candidates = [
+        # ran 25 h of the 28 h since it came: the lane's usual pick
+        candidate("lucky", submitted=NOW - 100_800, attained=90_000),
+        # just past the bar after 11.6 days in the system
+        candidate("starved", submitted=0.0, attained=86_400),
+    ]
+    assert select_veterans(with_age_credit(list(candidates), NOW, 0.0), 8.0) == {uid("lucky")}
+    # 0.3 x 1,000,000 s in the system = a claim of 300,000 s > lucky's 90,000
+    assert select_veterans(with_age_credit(list(candidates), NOW, 0.3), 8.0) == {uid("starved")}
+
+
+def test_the_age_credit_keeps_the_order_of_jobs_that_ran_that_share_of_their_life() -> None:
+    candidates = [
+        candidate("a", submitted=NOW - 400_000, attained=200_000),  # ran 50% of its life
+        candidate("b", submitted=NOW - 300_000, attained=150_000),  # 50%
+        candidate("c", submitted=NOW - 1_000_000, attained=300_000),  # 30%: claim unchanged
+    ]
+    credited = with_age_credit(list(candidates), NOW, 0.3)
+    assert [c[0] for c in credited] == [c[0] for c in candidates]
+    assert select_veterans(credited, 16.0) == {uid("c"), uid("a")}
+
+
+def test_no_credit_is_the_same_list() -> None:
+    candidates = [candidate("a", submitted=0.0, attained=86_400)]
+    assert with_age_credit(candidates, NOW, 0.0) is candidates

@@ -240,8 +240,15 @@ def test_shared_gpu_service_and_scale_request() -> None:
 
 def test_pool_spec_sets_the_veterans_lane() -> None:
     body = pool_body("a100")
-    assert build().config.veteran_share == 0.2  # the documented default: 20 percent
-    body["spec"]["auction"] = {"veteranSharePercent": 35, "veteranMinRunSeconds": 7200}
+    default = build().config
+    assert default.veteran_share == 0.4  # the documented defaults: 40 and 30 percent
+    assert default.veteran_age_credit == 0.3
+    body["spec"]["auction"] = {
+        "veteranSharePercent": 35,
+        "veteranAgeCreditPercent": 0,
+        "veteranMinRunSeconds": 7200,
+    }
     config = pool_config(GPUPoolSpec.model_validate(body["spec"]))
     assert config.veteran_share == 0.35
+    assert config.veteran_age_credit == 0.0
     assert config.veteran_min_attained_s == 7200.0
