@@ -101,7 +101,7 @@ class AuctionSpec(ApiModel):
         description="Lowest clearing price, in credits per GPU-hour.",
     )
     veteran_share_percent: int = Field(
-        default=40,
+        default=35,
         ge=0,
         le=100,
         description=(

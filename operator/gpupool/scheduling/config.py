@@ -41,7 +41,7 @@ class FairnessAgentConfig:
 
     base_bid_per_gpu_hour: float = 1.0
     prior_duration_s: float = 900.0
-    short_job_bonus: float = 3.0
+    short_job_bonus: float = 4.0
     aging_s: float = 0.0
     """A pending workload bids ``base_bid * queued / aging_s`` more, ``queued`` being the
     time since it last entered the queue (0 disables). An absolute age term: a job that
@@ -79,7 +79,7 @@ class PoolConfig:
     to higher tiers and guarantees); bounds how often one job is set back. ``None``:
     no bound."""
     guarantee_order: GuaranteeOrder = GuaranteeOrder.BID
-    veteran_share: float = 0.4
+    veteran_share: float = 0.35
     """Fraction of the pool's GPUs kept for the training work that has run longest (the
     veterans' lane, :mod:`gpupool.scheduling.veterans`): veterans bid the ceiling, so the
     longest jobs are not pushed to the end of an overloaded period (makespan and

@@ -516,10 +516,10 @@ def test_without_holding_a_job_that_waited_long_is_outbid_right_after_it_won() -
 def test_holding_its_winning_bid_protects_it_from_fresh_work() -> None:
     decisions = run_cycle(_long_job_that_waited_then_won(), HOLDING)
     assert "long" not in decisions.preemptions
-    # It won with rho 6 x bonus (1 + 3 x 900 / 4,500) = 9.6; fresh work bids rho 5 x
-    # bonus 4 = 20, under 9.6 x (1 + margin 2) = 28.8.
-    assert decisions.bids["long"] == pytest.approx(9.6)
-    assert decisions.bids["fresh"] == pytest.approx(20.0)
+    # It won with rho 6 x bonus (1 + 4 x 900 / 4,500) = 10.8; fresh work bids rho 5 x
+    # bonus 5 = 25, under 10.8 x (1 + margin 2) = 32.4.
+    assert decisions.bids["long"] == pytest.approx(10.8)
+    assert decisions.bids["fresh"] == pytest.approx(25.0)
 
 
 # -- in which order a tenant's guarantee serves its queue (guarantee_order) ----------------

@@ -241,7 +241,7 @@ def test_shared_gpu_service_and_scale_request() -> None:
 def test_pool_spec_sets_the_veterans_lane() -> None:
     body = pool_body("a100")
     default = build().config
-    assert default.veteran_share == 0.4  # the documented defaults: 40 and 30 percent
+    assert default.veteran_share == 0.35  # the documented defaults: 35 and 30 percent
     assert default.veteran_age_credit == 0.3
     body["spec"]["auction"] = {
         "veteranSharePercent": 35,
