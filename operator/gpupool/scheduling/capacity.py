@@ -257,6 +257,29 @@ def node_limits(nodes: list[NodeState]) -> tuple[int, int]:
     )
 
 
+def resolve_slots(
+    by_name: Mapping[NodeName, NodeState], workload: Workload, *, healthy: bool = False
+) -> list[tuple[NodeState, int]] | None:
+    """A running workload's slots, in allocation order, or ``None`` if one is on a lost
+    node or GPU (with ``healthy``: or on an unusable GPU); ``[]`` if it holds none."""
+    allocation = workload.allocation
+    if allocation is None:
+        return []
+    slots: list[tuple[NodeState, int]] = []
+    for replica in allocation.replicas:
+        ns = by_name.get(replica.node)
+        if ns is None:
+            return None
+        slot_of = ns.slot_of
+        bad = ns.bad
+        for device in replica.gpu_indices:
+            slot = slot_of.get(device)
+            if slot is None or (healthy and bad[slot]):
+                return None
+            slots.append((ns, slot))
+    return slots
+
+
 class ClusterState:
     """All nodes of the pool plus the aggregate counters the cycle reads."""
 
@@ -327,22 +350,7 @@ class ClusterState:
 
     def slots_of(self, workload: Workload) -> list[tuple[NodeState, int]] | None:
         """Slots a running workload holds, or ``None`` if any is on a lost node or GPU."""
-        allocation = workload.allocation
-        if allocation is None:
-            return []
-        slots: list[tuple[NodeState, int]] = []
-        by_name = self.by_name
-        for replica in allocation.replicas:
-            ns = by_name.get(replica.node)
-            if ns is None:
-                return None
-            slot_of = ns.slot_of
-            for device in replica.gpu_indices:
-                slot = slot_of.get(device)
-                if slot is None:
-                    return None
-                slots.append((ns, slot))
-        return slots
+        return resolve_slots(self.by_name, workload)
 
     def held_slots(self, workload: Workload) -> list[tuple[NodeState, int]]:
         """The slots a running workload holds (recorded by :meth:`occupy`, or resolved

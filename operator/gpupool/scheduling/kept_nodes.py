@@ -40,6 +40,7 @@ from gpupool.scheduling.capacity import (
     NodeLayout,
     NodeState,
     node_limits,
+    resolve_slots,
 )
 from gpupool.scheduling.config import HealthThresholds
 from gpupool.scheduling.model import Node, Workload, WorkloadUid
@@ -120,25 +121,11 @@ class KeptNodes:
     def places_of(self, workload: Workload, *, healthy: bool) -> tuple[tuple[int, int], ...] | None:
         """A running workload's slots as (position, slot), in allocation order, or ``None``
         if one is on a lost node or GPU (with ``healthy``: or on an unusable GPU); the
-        slots :meth:`~.capacity.ClusterState.slots_of` finds."""
-        allocation = workload.allocation
-        if allocation is None:
-            return ()
-        places: list[tuple[int, int]] = []
-        by_name = self._by_name
-        for replica in allocation.replicas:
-            ns = by_name.get(replica.node)
-            if ns is None:
-                return None
-            slot_of = ns.slot_of
-            bad = ns.bad
-            position = ns.idx
-            for device in replica.gpu_indices:
-                slot = slot_of.get(device)
-                if slot is None or (healthy and bad[slot]):
-                    return None
-                places.append((position, slot))
-        return tuple(places)
+        slots :func:`~.capacity.resolve_slots` finds."""
+        slots = resolve_slots(self._by_name, workload, healthy=healthy)
+        if slots is None:
+            return None
+        return tuple((ns.idx, slot) for ns, slot in slots)
 
     def lend(
         self, nodes: tuple[Node, ...], thresholds: HealthThresholds, holds: list[Hold]
