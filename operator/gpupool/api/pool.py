@@ -100,6 +100,16 @@ class AuctionSpec(ApiModel):
         le=MAX_PRICE_PER_GPU_HOUR,
         description="Lowest clearing price, in credits per GPU-hour.",
     )
+    short_job_bonus_percent: int = Field(
+        default=400,
+        ge=0,
+        le=10000,
+        description=(
+            "The fairness agent's default bid for work that has not run yet is "
+            "multiplied by 1 + this / 100, falling toward 1 as it runs: new work, "
+            "likely short, gets GPUs first (least-attained-service in bid form)."
+        ),
+    )
     veteran_share_percent: int = Field(
         default=35,
         ge=0,
@@ -143,6 +153,16 @@ class PreemptionSpec(ApiModel):
         ge=0,
         le=604800,
         description="A workload is not preempted before it has run this long (anti-thrash).",
+    )
+    outbid_margin_percent: int = Field(
+        default=200,
+        ge=0,
+        le=10000,
+        description=(
+            "A running borrower is preempted for a higher bid only if that bid exceeds "
+            "its own by more than this percent (200: more than 3x), since preempting "
+            "costs it a grace period and a restart."
+        ),
     )
 
 

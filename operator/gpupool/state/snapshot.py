@@ -26,7 +26,7 @@ from gpupool.api.pool import GPUPoolSpec
 from gpupool.k8s import names
 from gpupool.k8s.conditions import find_condition
 from gpupool.k8s.timestamps import parse_rfc3339, rfc3339
-from gpupool.scheduling.config import HealthThresholds, PoolConfig
+from gpupool.scheduling.config import FairnessAgentConfig, HealthThresholds, PoolConfig
 from gpupool.scheduling.health import is_usable
 from gpupool.scheduling.model import (
     GPU,
@@ -88,9 +88,11 @@ def pool_config(spec: GPUPoolSpec) -> PoolConfig:
         reserve_price_per_gpu_hour=spec.auction.reserve_price_per_gpu_hour,
         grace_period_s=float(spec.preemption.grace_period_seconds),
         min_runtime_s=float(spec.preemption.min_runtime_seconds),
+        outbid_margin_ratio=spec.preemption.outbid_margin_percent / 100.0,
         veteran_share=spec.auction.veteran_share_percent / 100.0,
         veteran_age_credit=spec.auction.veteran_age_credit_percent / 100.0,
         veteran_min_attained_s=float(spec.auction.veteran_min_run_seconds),
+        fairness=FairnessAgentConfig(short_job_bonus=spec.auction.short_job_bonus_percent / 100.0),
         health=HealthThresholds(
             max_temperature_c=float(spec.health.max_temperature_c),
             evict_on_xid=frozenset(spec.health.evict_on_xid),

@@ -6,6 +6,7 @@ from typing import Any
 
 from gpupool.api.pool import GPUPoolSpec
 from gpupool.k8s.timestamps import rfc3339
+from gpupool.scheduling.config import PoolConfig
 from gpupool.scheduling.model import Tier, WorkloadKind, WorkloadUid
 from gpupool.state.cache import ClusterCache
 from gpupool.state.parse import parse_job, parse_node, parse_pod, parse_pool, parse_service
@@ -252,3 +253,16 @@ def test_pool_spec_sets_the_veterans_lane() -> None:
     assert config.veteran_share == 0.35
     assert config.veteran_age_credit == 0.0
     assert config.veteran_min_attained_s == 7200.0
+
+
+def test_pool_spec_sets_the_outbid_margin_and_the_short_job_bonus() -> None:
+    default = build().config
+    assert default.outbid_margin_ratio == 2.0  # documented defaults: 200 and 400 percent
+    assert default.fairness.short_job_bonus == 4.0
+    assert default == PoolConfig()  # the API's defaults are the core's
+    body = pool_body("a100")
+    body["spec"]["auction"] = {"shortJobBonusPercent": 100}
+    body["spec"]["preemption"] = {"outbidMarginPercent": 150}
+    config = pool_config(GPUPoolSpec.model_validate(body["spec"]))
+    assert config.outbid_margin_ratio == 1.5
+    assert config.fairness.short_job_bonus == 1.0
