@@ -21,6 +21,7 @@ from gpupool.scheduling import (
     WorkloadKind,
     WorkloadUid,
 )
+from gpupool.scheduling.auction import Bidder
 
 
 class JobBuilder:
@@ -180,4 +181,17 @@ def every_decision(decisions: Decisions) -> tuple[object, ...]:
         list(decisions.bids.items()),
         [(uid, tuple(reason), reason.message) for uid, reason in decisions.waiting.items()],
         list(decisions.queue_positions.items()),
+    )
+
+
+def fast_pending_bid(bidder: Bidder, workload: Workload, tenant: Tenant, gpus: float) -> float:
+    """A pending workload's bid by the cycle's fast path (:meth:`Bidder.pending_bid`), to
+    compare with :meth:`Bidder.effective`."""
+    return bidder.pending_bid(
+        workload.uid,
+        workload.submitted_at,
+        bidder.pending_constants(workload),
+        bidder.budget(tenant),
+        bidder.gpu_hours(gpus),
+        tenant=workload.tenant,
     )

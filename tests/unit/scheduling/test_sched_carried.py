@@ -8,7 +8,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from sched_builders import every_decision
+from sched_builders import every_decision, fast_pending_bid
 
 from gpupool.scheduling import (
     Allocation,
@@ -125,14 +125,7 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective() -> None:
         if rng.random() < 0.1:
             bidder.veterans = frozenset({workload.uid})
         expected = bidder.effective(workload, tenant, gpus)
-        got = bidder.pending_bid(
-            workload.uid,
-            workload.submitted_at,
-            bidder.pending_constants(workload),
-            bidder.budget(tenant),
-            bidder.gpu_hours(gpus),
-            tenant=workload.tenant,
-        )
+        got = fast_pending_bid(bidder, workload, tenant, gpus)
         assert _bits(got) == _bits(expected)
 
 

@@ -8,7 +8,7 @@ from math import inf
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sched_builders import node
+from sched_builders import fast_pending_bid, node
 
 from gpupool.scheduling import (
     Allocation,
@@ -408,15 +408,7 @@ def test_inlined_bids_of_pending_and_running_workloads_match_effective(
             expected = bidder.effective(workload, tenant, gpus)
             allocation = workload.allocation
             if allocation is None:
-                got = bidder.pending_bid(
-                    workload.uid,
-                    workload.submitted_at,
-                    bidder.pending_constants(workload),
-                    bidder.budget(tenant),
-                    bidder.gpu_hours(gpus),
-                    tenant=workload.tenant,
-                )
-                assert got == expected
+                assert fast_pending_bid(bidder, workload, tenant, gpus) == expected
             else:
                 assert bidder.effective_running(workload, allocation, tenant, gpus) == expected
 
