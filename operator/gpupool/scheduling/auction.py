@@ -204,12 +204,13 @@ class Bidder:
 
     def pending_constants(self, workload: Workload) -> BidConstants:
         """What a pending workload's bid (:meth:`effective`) takes from the workload object
-        alone (the same every cycle while the object is unchanged); :meth:`pending_bid`
-        finishes it.
+                alone (the same every cycle while the object is unchanged);
+        :func:`~.queue_order.order_queue`
+                finishes it.
 
-        ``(explicit bid or None, attained, denominator, bonus, aging start or None)``:
-        the explicit bid already clamped at 0; the aging start is ``None`` when the
-        workload does not age.
+                ``(explicit bid or None, attained, denominator, bonus, aging start or None)``:
+                the explicit bid already clamped at 0; the aging start is ``None`` when the
+                workload does not age.
         """
         explicit = workload.bid_per_gpu_hour
         if explicit is not None:
@@ -241,47 +242,6 @@ class Bidder:
         if gpus <= 0 or hours <= 0:
             return None
         return gpus * hours
-
-    def pending_bid(
-        self,
-        uid: str,
-        submitted_at: float,
-        constants: BidConstants,
-        budget: float,
-        gpu_hours: float | None,
-        *,
-        tenant: str,
-    ) -> float:
-        """:meth:`effective` of a pending workload from :meth:`pending_constants`,
-        :meth:`budget` and :meth:`gpu_hours`: the arithmetic of :meth:`raw` and
-        :meth:`_unscaled` (``pending=True``) then :meth:`_capped`, operation for operation
-        (bit-identical).
-
-        The reference for the copy inlined in ``_Cycle.order_pending`` (tests compare
-        the three).
-        """
-        explicit, attained, denominator, bonus, aging_from = constants
-        if explicit is not None:
-            bid = explicit
-        elif uid in self.veterans:
-            bid = self._max_bid
-        else:
-            now = self._now
-            waited = now - submitted_at - attained
-            if denominator <= 0:
-                rho = 1.0
-            else:
-                rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
-            bid = rho * bonus
-            if aging_from is not None:
-                queued = now - aging_from
-                bid += (queued if queued > 0 else 0.0) / self._aging_s
-            bid = (self._bases.get(tenant, self._base) if self._bases else self._base) * bid
-            bid = bid if bid < self._max_bid else self._max_bid
-        if gpu_hours is None:
-            return bid
-        cap = budget / gpu_hours
-        return bid if bid < cap else cap
 
     def effective_running(
         self, workload: Workload, allocation: Allocation, tenant: Tenant, gpus: float

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from operator import itemgetter
+from itertools import repeat
 from typing import NamedTuple, TypeVar
+
+import numpy as np
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price, weight_factors
 from gpupool.scheduling.capacity import (
@@ -80,6 +82,13 @@ from gpupool.scheduling.preemption import (
     release_victim,
     victim_facts,
 )
+from gpupool.scheduling.queue_order import (
+    PendingFacts,
+    PendingTable,
+    Queue,
+    order_queue,
+    pending_facts,
+)
 from gpupool.scheduling.reasons import Loss, waiting_reasons
 from gpupool.scheduling.shapes import (
     EPSILON,
@@ -87,30 +96,17 @@ from gpupool.scheduling.shapes import (
     closest_to_fitting,
     shape_of,
     too_large_for,
-    valid_shape,
 )
 from gpupool.scheduling.snapshot import Snapshot
 from gpupool.scheduling.veterans import (
     Candidate,
-    PendingCandidate,
     choose_veterans,
     lane_candidate,
-    pending_candidate,
 )
 
 _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
 smallest allowed gang)."""
-
-
-_Keyed = tuple[float, float, WorkloadUid, Workload, float, float, float, TenantName, int]
-"""A pending workload decorated for the sort: (-bid, submitted, UID), workload, bid, GPUs of
-its smallest gang, GPUs of its full gang, tenant, -tier (the order is -tier first, see
-``order_pending``)."""
-
-
-_tier_of = itemgetter(8)
-"""The -tier of a :data:`_Keyed`."""
 
 
 _CARRIED_SLACK = 1024
@@ -144,29 +140,7 @@ class _DoomedRun(NamedTuple):
     outcomes go, so every mapping keeps the per-entry path's order."""
 
 
-_PendingFacts = tuple[
-    Workload,
-    TenantName,
-    int,
-    float,
-    WorkloadUid,
-    float,
-    float,
-    bool,
-    float | None,
-    float | None,
-    float,
-    float,
-    float,
-    float | None,
-    PendingCandidate | None,
-]
-"""What a cycle takes from a pending workload object alone (and the config): (workload,
-tenant, -tier, submitted at, UID, GPUs of its smallest gang, GPUs of its full gang, valid
-shape, GPU-hours of its credit cap or None) + :data:`~.auction.BidConstants` + its
-veterans' lane candidate (:func:`~.veterans.pending_candidate`) or None."""
-
-_PENDING_FACTS: CarriedFacts[_PendingFacts] = CarriedFacts()
+_PENDING_FACTS: CarriedFacts[PendingFacts] = CarriedFacts()
 """Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
 
 
@@ -222,35 +196,6 @@ def forget_carried_facts() -> None:
     forget_fits()
 
 
-def _pending_facts(workload: Workload, bidder: Bidder, min_attained_s: float) -> _PendingFacts:
-    share = workload.gpu_share
-    replicas = workload.replicas
-    least = workload.min_replicas
-    per_replica: float
-    if share is None:
-        per_replica = workload.gpus_per_replica
-        # valid_shape of a whole-GPU workload, inlined.
-        valid = per_replica >= 1 and replicas >= 1 and (least is None or 1 <= least <= replicas)
-    else:
-        per_replica = share.fraction
-        valid = valid_shape(workload)
-    gpus = replicas * per_replica if valid else 0.0
-    minimum = (replicas if least is None else least) * per_replica if valid else 0.0
-    return (
-        workload,
-        workload.tenant,
-        -workload.tier,
-        workload.submitted_at,
-        workload.uid,
-        minimum,
-        gpus,
-        valid,
-        bidder.gpu_hours(gpus) if valid else None,
-        *bidder.pending_constants(workload),
-        pending_candidate(workload, min_attained_s),
-    )
-
-
 def run_cycle(snapshot: Snapshot, config: PoolConfig) -> Decisions:
     """Decide bindings, preemptions, prices and waiting reasons for ``snapshot``.
 
@@ -283,7 +228,11 @@ class _Cycle:
         self.bids: dict[WorkloadUid, float] = {}
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[Loss] = []
-        self.pending: list[_PendingFacts] = []
+        self.pending: list[PendingFacts] = []
+        self.pending_rows: list[int] = []
+        """The row of each pending workload's facts (``facts[15]``) in :attr:`table`."""
+        self.table: PendingTable
+        """This cycle's pending workloads' facts and their columns (:mod:`.queue_order`)."""
         self.running: list[GuaranteeEntry] = []
         """Running workloads keeping their GPUs (:func:`~.guarantees.guarantee_entry`)."""
         self.releasing: dict[WorkloadUid, Hold] = {}
@@ -337,9 +286,11 @@ class _Cycle:
         # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
         # same object); new ones are added. Pruned to this cycle's queue once it holds
         # many gone workloads.
-        known = _PENDING_FACTS.previous(self.config)
-        if not known:
+        previous = _PENDING_FACTS.previous(self.config)
+        known = previous if isinstance(previous, PendingTable) else PendingTable()
+        if known is not previous:
             _PENDING_FACTS.keep(self.config, known)
+        rows = self.pending_rows
         # Running workloads' facts, carried likewise per node layout list (the same list
         # object: the same nodes, by name, and thresholds), for those whose every GPU was
         # found usable.
@@ -355,8 +306,9 @@ class _Cycle:
             if workload.allocation is None:
                 facts = known.get(key)
                 if facts is None or facts[0] is not workload:
-                    facts = known[key] = _pending_facts(workload, bidder, lane_minimum)
+                    facts = known.add(pending_facts(workload, bidder, lane_minimum))
                 pending.append(facts)
+                rows.append(facts[15])
                 continue
             carried = known_running.get(key)
             if carried is None or carried[0] is not workload:
@@ -370,8 +322,13 @@ class _Cycle:
             running.append(carried[1])
             running_facts.append(carried)
             holds.append(carried[10])
-        if len(known) > 2 * len(pending) + _CARRIED_SLACK:
-            _PENDING_FACTS.keep(self.config, {facts[4]: facts for facts in pending})
+        if known.rows > 2 * len(pending) + _CARRIED_SLACK:
+            fresh = PendingTable()
+            pending[:] = [fresh.add(facts[:15]) for facts in pending]
+            rows[:] = range(len(pending))
+            _PENDING_FACTS.keep(self.config, fresh)
+            known = fresh
+        self.table = known
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
         kept.releasing = self.releasing
@@ -521,123 +478,87 @@ class _Cycle:
 
     def order_pending(self) -> list[_Entry]:
         bidder = self.bidder
-        now = self.now
         budgets = {name: bidder.budget(tenant) for name, tenant in self.tenants.items()}
-        base = bidder.base_bid
-        bases = bidder.bases
-        max_bid = bidder.max_bid
-        aging_s = bidder.aging_s
-        veterans = bidder.veterans
-        keyed: list[_Keyed] = []
-        first_tier = mixed_tiers = None
-        for facts in self.pending:
-            (
-                workload,
-                tenant_name,
-                neg_tier,
-                submitted,
-                uid,
-                minimum,
-                gpus,
-                valid,
-                gpu_hours,
-                explicit,
-                attained,
-                denominator,
-                bonus,
-                aging_from,
-                _,
-            ) = facts
-            budget = budgets.get(tenant_name)
-            if budget is None:
+        queue = order_queue(
+            self.table, self.pending_rows, now=self.now, bidder=bidder, budgets=budgets
+        )
+        for index in queue.rejected:
+            workload = self.pending[index][0]
+            if workload.tenant not in budgets:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
-                continue
-            if not valid:
+            else:
                 self._wait_fixed(
                     workload, WaitCode.TOO_LARGE, 0.0, "replicas and GPUs must be positive"
                 )
-                continue
-            # Bidder.pending_bid inlined (one Python call fewer per pending workload, the
-            # queue is bid every cycle): its arithmetic operation for operation, so the
-            # bid is bit-identical (tests compare both with Bidder.effective).
-            if explicit is not None:
-                bid = explicit
-            elif uid in veterans:
-                bid = max_bid
-            else:
-                waited = now - submitted - attained
-                if denominator <= 0:
-                    rho = 1.0
-                else:
-                    rho = ((waited if waited > 0 else 0.0) + denominator) / denominator
-                bid = rho * bonus
-                if aging_from is not None:
-                    queued = now - aging_from
-                    bid += (queued if queued > 0 else 0.0) / aging_s
-                bid = (bases.get(tenant_name, base) if bases else base) * bid
-                bid = bid if bid < max_bid else max_bid
-            if gpu_hours is not None:
-                cap = budget / gpu_hours
-                bid = bid if bid < cap else cap
-            if neg_tier != first_tier:
-                if first_tier is None:
-                    first_tier = neg_tier
-                else:
-                    mixed_tiers = True
-            keyed.append(
-                (-bid, submitted, uid, workload, bid, minimum, gpus, tenant_name, neg_tier)
-            )
-        # The order is (-tier, -bid, submitted, UID). Sorted by the float first (CPython
-        # compares such tuples with a float fast path), then, stably, by tier if it varies.
-        keyed.sort()
-        if mixed_tiers:
-            keyed.sort(key=_tier_of)
         headroom = {
             name: tenant.guaranteed_gpus - self.guaranteed_used.get(name, 0.0)
             for name, tenant in self.tenants.items()
         }
-        inside = self._inside_guarantee(keyed, headroom)
+        inside = self._inside_guarantee(queue, headroom)
         if not inside:
             # Every entry borrows: the tier grouping below keeps the sorted order as is.
-            # (The entries are built here, in order, not with the keys: a cycle then reads
-            # them in memory order, which counts at 20,000 pending workloads.)
-            return [(entry[3], entry[4], False, entry[5]) for entry in keyed]
+            return list(zip(queue.workloads, queue.bids, repeat(False), queue.minimums))
+        # Per tier, work inside a guarantee first, then the borrowers, each in order.
         ordered: list[_Entry] = []
         tier_borrowers: list[_Entry] = []
         current_tier: int | None = None
-        for _, _, uid, workload, bid, minimum, _, _, neg_tier in keyed:
+        for index, (workload, bid, minimum, neg_tier) in enumerate(
+            zip(
+                queue.workloads,
+                queue.bids,
+                queue.minimums,
+                queue.column("neg_tier").tolist(),
+                strict=True,
+            )
+        ):
             if neg_tier != current_tier:
                 ordered.extend(tier_borrowers)
                 tier_borrowers = []
                 current_tier = neg_tier
-            if uid in inside:
+            if index in inside:
                 ordered.append((workload, bid, True, minimum))
             else:
                 tier_borrowers.append((workload, bid, False, minimum))
         ordered.extend(tier_borrowers)
-        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL and inside:
+        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
             ordered.sort(key=_arrival_inside_first)
         return ordered
 
-    def _inside_guarantee(
-        self,
-        keyed: list[_Keyed],
-        headroom: dict[TenantName, float],
-    ) -> set[WorkloadUid]:
-        """Pending workloads that fit their tenant's unused guarantee, first-fit per tenant
-        (per tier) in bid order or, with ``GuaranteeOrder.ARRIVAL``, submission order."""
-        with_room = {name for name, room in headroom.items() if room > 0}
+    def _inside_guarantee(self, queue: Queue, headroom: dict[TenantName, float]) -> set[int]:
+        """Positions in ``queue`` of the workloads that fit their tenant's unused guarantee,
+        first-fit per tenant (across tiers, in queue order) in bid order or, with
+        ``GuaranteeOrder.ARRIVAL``, submission order. (Tenants are independent: each one's
+        first-fit only reads its own headroom.)"""
+        codes = queue.table.tenant_codes
+        with_room = [
+            (code, room)
+            for name, room in headroom.items()
+            if room > 0 and (code := codes.get(name)) is not None
+        ]
+        inside: set[int] = set()
         if not with_room:
-            return set()
-        candidates = [entry for entry in keyed if entry[7] in with_room]
-        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
-            candidates.sort(key=lambda entry: (entry[8], entry[1], entry[2]))
-        inside: set[WorkloadUid] = set()
-        for _, _, uid, _, _, _, full, name, _ in candidates:
-            room = headroom[name]
-            if full <= room:  # full: the full gang's GPUs (requested_gpus)
-                headroom[name] = room - full
-                inside.add(uid)
+            return inside
+        tenants = queue.column("tenant")
+        fulls = queue.column("full")  # the full gang's GPUs (requested_gpus)
+        by_arrival = self.config.guarantee_order is GuaranteeOrder.ARRIVAL
+        workloads = queue.workloads
+        neg_tiers = queue.column("neg_tier") if by_arrival else tenants
+        for code, unused in with_room:
+            room = unused
+            # Only what fits the whole headroom can ever fit (it only shrinks).
+            candidates: list[int] = np.flatnonzero((tenants == code) & (fulls <= room)).tolist()
+            if by_arrival:
+                candidates.sort(
+                    key=lambda index: (
+                        int(neg_tiers[index]),
+                        workloads[index].submitted_at,
+                        workloads[index].uid,
+                    )
+                )
+            for index, full in zip(candidates, fulls[candidates].tolist(), strict=True):
+                if full <= room:
+                    room -= full
+                    inside.add(index)
         return inside
 
     # -- stage 5/6: placement and preemption ----------------------------------------------

@@ -22,6 +22,7 @@ from gpupool.scheduling import (
     WorkloadUid,
 )
 from gpupool.scheduling.auction import Bidder
+from gpupool.scheduling.queue_order import PendingTable, order_queue, pending_facts
 
 
 class JobBuilder:
@@ -184,14 +185,17 @@ def every_decision(decisions: Decisions) -> tuple[object, ...]:
     )
 
 
-def fast_pending_bid(bidder: Bidder, workload: Workload, tenant: Tenant, gpus: float) -> float:
-    """A pending workload's bid by the cycle's fast path (:meth:`Bidder.pending_bid`), to
-    compare with :meth:`Bidder.effective`."""
-    return bidder.pending_bid(
-        workload.uid,
-        workload.submitted_at,
-        bidder.pending_constants(workload),
-        bidder.budget(tenant),
-        bidder.gpu_hours(gpus),
-        tenant=workload.tenant,
-    )
+def fast_pending_bid(
+    bidder: Bidder, workload: Workload, tenant: Tenant, gpus: float, *, now: float
+) -> float:
+    """A pending workload's bid by the cycle's column path (:func:`order_queue` over a queue
+    of this workload alone, capped by credits for ``gpus``), to compare with
+    :meth:`Bidder.effective` (``bidder`` made for ``now``)."""
+    table = PendingTable()
+    facts = list(pending_facts(workload, bidder, 0.0))
+    facts[8] = bidder.gpu_hours(gpus)  # the credit cap's GPU-hours for these GPUs
+    row = table.add(tuple(facts))[15]
+    budgets = {workload.tenant: bidder.budget(tenant)}
+    queue = order_queue(table, [row], now=now, bidder=bidder, budgets=budgets)
+    assert queue.workloads == [workload]
+    return queue.bids[0]

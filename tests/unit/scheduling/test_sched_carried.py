@@ -125,7 +125,7 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective() -> None:
         if rng.random() < 0.1:
             bidder.veterans = frozenset({workload.uid})
         expected = bidder.effective(workload, tenant, gpus)
-        got = fast_pending_bid(bidder, workload, tenant, gpus)
+        got = fast_pending_bid(bidder, workload, tenant, gpus, now=now)
         assert _bits(got) == _bits(expected)
 
 

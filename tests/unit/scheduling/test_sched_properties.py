@@ -408,7 +408,8 @@ def test_inlined_bids_of_pending_and_running_workloads_match_effective(
             expected = bidder.effective(workload, tenant, gpus)
             allocation = workload.allocation
             if allocation is None:
-                assert fast_pending_bid(bidder, workload, tenant, gpus) == expected
+                got = fast_pending_bid(bidder, workload, tenant, gpus, now=snapshot.now)
+                assert got == expected
             else:
                 assert bidder.effective_running(workload, allocation, tenant, gpus) == expected
 
