@@ -37,6 +37,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from itertools import repeat
+from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -108,6 +109,9 @@ _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
 smallest allowed gang)."""
 
+
+_ROW = itemgetter(15)
+"""The row of a :data:`PendingFacts` in its :class:`PendingTable`."""
 
 _CARRIED_SLACK = 1024
 """Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
@@ -290,7 +294,6 @@ class _Cycle:
         known = previous if isinstance(previous, PendingTable) else PendingTable()
         if known is not previous:
             _PENDING_FACTS.keep(self.config, known)
-        rows = self.pending_rows
         # Running workloads' facts, carried likewise per node layout list (the same list
         # object: the same nodes, by name, and thresholds), for those whose every GPU was
         # found usable.
@@ -308,7 +311,6 @@ class _Cycle:
                 if facts is None or facts[0] is not workload:
                     facts = known.add(pending_facts(workload, bidder, lane_minimum))
                 pending.append(facts)
-                rows.append(facts[15])
                 continue
             carried = known_running.get(key)
             if carried is None or carried[0] is not workload:
@@ -325,10 +327,10 @@ class _Cycle:
         if known.rows > 2 * len(pending) + _CARRIED_SLACK:
             fresh = PendingTable()
             pending[:] = [fresh.add(facts[:15]) for facts in pending]
-            rows[:] = range(len(pending))
             _PENDING_FACTS.keep(self.config, fresh)
             known = fresh
         self.table = known
+        self.pending_rows = list(map(_ROW, pending))
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
         kept.releasing = self.releasing

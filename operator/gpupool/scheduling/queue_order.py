@@ -15,6 +15,7 @@ the order is the same total order (full ties in tier, bid and submission broken 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -133,8 +134,11 @@ class PendingTable(dict[str, PendingFacts]):
         """Submitted, attained, denominator, bonus, explicit bid, aging start, credit
         cap GPU-hours (these three NaN for None), GPUs of the full gang."""
         self.ints = np.empty((len(_INT_COLUMNS), size), dtype=np.intp)
-        """-tier and tenant code."""
+        """-tier, tenant code and UID rank (rows in UID order have ascending ranks: the
+        last key of the sort, so full ties need no pass of their own)."""
         self.valid = np.empty(size, dtype=bool)
+        self._sorted_uids: list[WorkloadUid] = []
+        """Every row's UID, sorted (the rank of a row is its UID's place here)."""
 
     def add(self, facts: tuple[Any, ...]) -> PendingFacts:
         """Keep ``facts`` (all but the row) under its UID in a new row; the complete facts."""
@@ -154,7 +158,11 @@ class PendingTable(dict[str, PendingFacts]):
             _NAN if gpu_hours is None else gpu_hours,
             full,
         )
-        self.ints[:, row] = (neg_tier, code)
+        rank = bisect_left(self._sorted_uids, uid)
+        self._sorted_uids.insert(rank, uid)
+        ranks = self.ints[_RANK, :row]
+        ranks[ranks >= rank] += 1
+        self.ints[:, row] = (neg_tier, code, rank)
         self.valid[row] = valid
         self.workloads.append(workload)
         self.uids.append(uid)
@@ -187,7 +195,8 @@ class PendingTable(dict[str, PendingFacts]):
 
 _FLOAT_COLUMNS = 8
 _FULL = 7
-_INT_COLUMNS = ("neg_tier", "tenant")
+_INT_COLUMNS = ("neg_tier", "tenant", "uid_rank")
+_RANK = 2
 _NAN = float("nan")
 
 
@@ -214,7 +223,7 @@ def order_queue(
     submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _ = table.floats[
         :, at
     ]
-    neg_tiers, codes = table.ints[:, at]
+    neg_tiers, codes, ranks = table.ints[:, at]
     base = bidder.base_bid
     bases = bidder.bases
     max_bid = bidder.max_bid
@@ -249,12 +258,9 @@ def order_queue(
         bid = np.where(np.isnan(gpu_hours) | (bid < cap), bid, cap)
     if rejected:
         keep = np.flatnonzero(biddable)
-        order = keep[np.lexsort((submitted[keep], -bid[keep], neg_tiers[keep]))]
+        order = keep[np.lexsort((ranks[keep], submitted[keep], -bid[keep], neg_tiers[keep]))]
     else:
-        order = np.lexsort((submitted, -bid, neg_tiers))
-    order = _break_ties_by_uid(
-        order, tiers=neg_tiers, bid=bid, submitted=submitted, uids=table.uids, rows=at
-    )
+        order = np.lexsort((ranks, submitted, -bid, neg_tiers))
     in_order = at[order]
     picked: list[int] = in_order.tolist()
     return Queue(
@@ -265,36 +271,3 @@ def order_queue(
         table,
         rejected,
     )
-
-
-def _break_ties_by_uid(
-    order: npt.NDArray[np.intp],
-    *,
-    tiers: npt.NDArray[np.intp],
-    bid: _Floats,
-    submitted: _Floats,
-    uids: list[WorkloadUid],
-    rows: npt.NDArray[np.intp],
-) -> npt.NDArray[np.intp]:
-    """``order`` with each run equal in tier, bid and submission sorted by UID (the sort
-    leaves such runs in row order); ``uids`` by table row, ``rows`` the rows sorted."""
-    if len(order) < 2:
-        return order
-    t, b, s = tiers[order], bid[order], submitted[order]
-    ties: list[int] = np.flatnonzero(
-        (t[1:] == t[:-1]) & (b[1:] == b[:-1]) & (s[1:] == s[:-1])
-    ).tolist()
-    if not ties:
-        return order
-    positions: list[int] = order.tolist()
-    at = 0
-    while at < len(ties):
-        start = end = ties[at]
-        while at < len(ties) and ties[at] == end:
-            end += 1
-            at += 1
-        # Positions start..end (inclusive) are one run of equal keys.
-        positions[start : end + 1] = sorted(
-            positions[start : end + 1], key=lambda index: uids[rows[index]]
-        )
-    return np.array(positions, dtype=np.intp)

@@ -401,10 +401,14 @@ class Simulator:
             return 0.0
         used = self.used_per_node
         free_per_node = [len(node.gpus) - used.get(node.name, 0) for node in self.nodes]
+        fits_of: dict[int, int] = {}
+        """Replicas of each size the free GPUs hold (shapes share sizes)."""
         for replicas, per_replica in self.waiting_shapes:
             if replicas * per_replica > idle:
                 continue
-            fits = sum(free // per_replica for free in free_per_node)
+            fits = fits_of.get(per_replica)
+            if fits is None:
+                fits = fits_of[per_replica] = sum(free // per_replica for free in free_per_node)
             if fits < replicas:
                 return idle
         return 0.0
