@@ -41,6 +41,7 @@ from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price, weight_factors
 from gpupool.scheduling.capacity import (
@@ -233,7 +234,7 @@ class _Cycle:
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[Loss] = []
         self.pending: list[PendingFacts] = []
-        self.pending_rows: list[int] = []
+        self.pending_rows: npt.NDArray[np.intp]
         """The row of each pending workload's facts (``facts[15]``) in :attr:`table`."""
         self.table: PendingTable
         """This cycle's pending workloads' facts and their columns (:mod:`.queue_order`)."""
@@ -330,7 +331,7 @@ class _Cycle:
             _PENDING_FACTS.keep(self.config, fresh)
             known = fresh
         self.table = known
-        self.pending_rows = list(map(_ROW, pending))
+        self.pending_rows = np.fromiter(map(_ROW, pending), dtype=np.intp, count=len(pending))
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
         kept.releasing = self.releasing
@@ -381,7 +382,7 @@ class _Cycle:
                     if (c := facts[8]) is not None and c[0] <= latest
                 ],
                 # Only pending work that has run long enough (facts[14], carried).
-                [lane for facts in self.pending if (lane := facts[14]) is not None],
+                self.table.lane_candidates(self.pending_rows),
                 now=self.now,
                 capacity_gpus=config.veteran_share * self.state.usable_total,
                 age_credit=config.veteran_age_credit,

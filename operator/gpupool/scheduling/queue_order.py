@@ -137,6 +137,9 @@ class PendingTable(dict[str, PendingFacts]):
         """-tier, tenant code and UID rank (rows in UID order have ascending ranks: the
         last key of the sort, so full ties need no pass of their own)."""
         self.valid = np.empty(size, dtype=bool)
+        self.lane = np.empty(size, dtype=bool)
+        """Whether the row's workload is a veterans' lane candidate (``facts[14]``)."""
+        self.candidates: list[PendingCandidate | None] = []
         self._sorted_uids: list[WorkloadUid] = []
         """Every row's UID, sorted (the rank of a row is its UID's place here)."""
 
@@ -164,6 +167,9 @@ class PendingTable(dict[str, PendingFacts]):
         ranks[ranks >= rank] += 1
         self.ints[:, row] = (neg_tier, code, rank)
         self.valid[row] = valid
+        candidate = facts[14]
+        self.lane[row] = candidate is not None
+        self.candidates.append(candidate)
         self.workloads.append(workload)
         self.uids.append(uid)
         self.minimums.append(minimum)
@@ -171,6 +177,11 @@ class PendingTable(dict[str, PendingFacts]):
         complete: PendingFacts = (*facts, row)
         self[uid] = complete
         return complete
+
+    def lane_candidates(self, rows: npt.NDArray[np.intp]) -> list[PendingCandidate]:
+        """The veterans' lane candidates among ``rows``, in that order."""
+        picked: list[PendingCandidate] = _pick(rows[self.lane[rows]].tolist(), self.candidates)
+        return picked
 
     def lane_mask(self, veterans: frozenset[str]) -> npt.NDArray[np.bool_]:
         """Per row: whether its workload is in the veterans' lane (only the rows of the
@@ -190,7 +201,9 @@ class PendingTable(dict[str, PendingFacts]):
         ints[:, : self.rows] = self.ints[:, : self.rows]
         valid = np.empty(size, dtype=bool)
         valid[: self.rows] = self.valid[: self.rows]
-        self.floats, self.ints, self.valid = floats, ints, valid
+        lane = np.empty(size, dtype=bool)
+        lane[: self.rows] = self.lane[: self.rows]
+        self.floats, self.ints, self.valid, self.lane = floats, ints, valid, lane
 
 
 _FLOAT_COLUMNS = 8
@@ -208,7 +221,7 @@ def _pick(rows: list[int], column: Sequence[Any]) -> list[Any]:
 
 def order_queue(
     table: PendingTable,
-    rows: list[int],
+    rows: Sequence[int] | npt.NDArray[np.intp],
     *,
     now: float,
     bidder: Bidder,
@@ -217,8 +230,8 @@ def order_queue(
     """The pending workloads (``rows`` of ``table``) that can bid, sorted by (-tier, -bid,
     submitted, UID), with their bids (:meth:`Bidder.effective` of each); ``budgets``:
     :meth:`Bidder.budget` per known tenant."""
-    at = np.array(rows, dtype=np.intp)
-    if not rows:
+    at = np.asarray(rows, dtype=np.intp)
+    if not len(at):
         return Queue([], [], [], at, table, [])
     submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _ = table.floats[
         :, at
