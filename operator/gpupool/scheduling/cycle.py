@@ -25,6 +25,9 @@ Order in which pending workloads are considered (total; last tie broken by UID):
 4. earlier submission first;
 5. UID.
 
+(The queue is bid and sorted as columns, :mod:`.queue_order`; criterion 2 is then a
+first-fit per tenant over it.)
+
 Capacity seen by a workload only shrinks along this order, so a gang shape that
 found no room (even with preemption) is not searched again in the same phase
 (same tier and guarantee class): everything after it gets its reason from

@@ -141,7 +141,7 @@ class PendingTable(dict[str, PendingFacts]):
         """Whether the row's workload is a veterans' lane candidate (``facts[14]``)."""
         self.candidates: list[PendingCandidate | None] = []
         self._sorted_uids: list[WorkloadUid] = []
-        """Every row's UID, sorted (the rank of a row is its UID's place here)."""
+        """The UIDs of the ranked rows, sorted (a row's rank is its UID's place here)."""
 
     def add(self, facts: tuple[Any, ...]) -> PendingFacts:
         """Keep ``facts`` (all but the row) under its UID in a new row; the complete facts."""
@@ -161,11 +161,7 @@ class PendingTable(dict[str, PendingFacts]):
             _NAN if gpu_hours is None else gpu_hours,
             full,
         )
-        rank = bisect_left(self._sorted_uids, uid)
-        self._sorted_uids.insert(rank, uid)
-        ranks = self.ints[_RANK, :row]
-        ranks[ranks >= rank] += 1
-        self.ints[:, row] = (neg_tier, code, rank)
+        self.ints[:, row] = (neg_tier, code, 0)  # the rank: see ranked()
         self.valid[row] = valid
         candidate = facts[14]
         self.lane[row] = candidate is not None
@@ -177,6 +173,28 @@ class PendingTable(dict[str, PendingFacts]):
         complete: PendingFacts = (*facts, row)
         self[uid] = complete
         return complete
+
+    def ranked(self) -> PendingTable:
+        """The table with every row's UID rank set (rows added since the last call are
+        ranked one by one when few, else all rows at once by a sort)."""
+        ranked = len(self._sorted_uids)
+        if ranked == self.rows:
+            return self
+        uids = self.uids
+        if self.rows - ranked <= _RANK_ONE_BY_ONE:
+            sorted_uids = self._sorted_uids
+            for row in range(ranked, self.rows):
+                uid = uids[row]
+                rank = bisect_left(sorted_uids, uid)
+                sorted_uids.insert(rank, uid)
+                ranks = self.ints[_RANK, :row]
+                ranks[ranks >= rank] += 1
+                self.ints[_RANK, row] = rank
+        else:
+            in_order = sorted(range(self.rows), key=uids.__getitem__)
+            self.ints[_RANK, in_order] = np.arange(self.rows)
+            self._sorted_uids = [uids[row] for row in in_order]
+        return self
 
     def lane_candidates(self, rows: npt.NDArray[np.intp]) -> list[PendingCandidate]:
         """The veterans' lane candidates among ``rows``, in that order."""
@@ -210,6 +228,9 @@ _FLOAT_COLUMNS = 8
 _FULL = 7
 _INT_COLUMNS = ("neg_tier", "tenant", "uid_rank")
 _RANK = 2
+_RANK_ONE_BY_ONE = 16
+"""New rows ranked one by one (each shifts the ranks after it) up to this many; more are
+ranked by sorting every row."""
 _NAN = float("nan")
 
 
@@ -236,7 +257,7 @@ def order_queue(
     submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _ = table.floats[
         :, at
     ]
-    neg_tiers, codes, ranks = table.ints[:, at]
+    neg_tiers, codes, ranks = table.ranked().ints[:, at]
     base = bidder.base_bid
     bases = bidder.bases
     max_bid = bidder.max_bid

@@ -94,6 +94,17 @@ def test_full_ties_go_by_uid_whatever_the_rows() -> None:
     queue = order_queue(table, rows, now=1000.0, bidder=bidder, budgets={TenantName("rich"): 1e9})
     assert [w.uid for w in queue.workloads] == ["a", "b", "c", "d"]
     assert len(set(queue.bids)) == 1
+    # Rows added after a ranking are ranked among the others (one by one, or by a sort
+    # of every row when many arrive at once).
+    for added in (["e", "aa"], [f"b{i:02d}" for i in range(40)]):
+        rows += [
+            table.add(pending_facts(Workload(uid=WorkloadUid(u), name=u, **same), bidder, 0.0))[15]
+            for u in added
+        ]
+        queue = order_queue(
+            table, rows, now=1000.0, bidder=bidder, budgets={TenantName("rich"): 1e9}
+        )
+        assert [w.uid for w in queue.workloads] == sorted(table.uids[row] for row in rows)
 
 
 def test_the_table_grows_and_keeps_every_row() -> None:
