@@ -40,7 +40,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from itertools import repeat
-from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -113,9 +112,6 @@ _Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
 smallest allowed gang)."""
 
-
-_ROW = itemgetter(15)
-"""The row of a :data:`PendingFacts` in its :class:`PendingTable`."""
 
 _CARRIED_SLACK = 1024
 """Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
@@ -236,9 +232,9 @@ class _Cycle:
         self.bids: dict[WorkloadUid, float] = {}
         self.waiting: dict[WorkloadUid, WaitingReason] = {}
         self.losses: list[Loss] = []
-        self.pending: list[PendingFacts] = []
         self.pending_rows: npt.NDArray[np.intp]
-        """The row of each pending workload's facts (``facts[15]``) in :attr:`table`."""
+        """The row of each pending workload's facts (``facts[15]``) in :attr:`table`, in
+        the snapshot's order."""
         self.table: PendingTable
         """This cycle's pending workloads' facts and their columns (:mod:`.queue_order`)."""
         self.running: list[GuaranteeEntry] = []
@@ -287,7 +283,8 @@ class _Cycle:
     # -- stage 1: snapshot -> capacity index, health filter ------------------------------
 
     def index_snapshot(self) -> None:
-        pending = self.pending
+        rows: list[int] = []
+        add_row = rows.append
         running = self.running
         kept = self.kept
         places_of = kept.places_of
@@ -314,7 +311,7 @@ class _Cycle:
                 facts = known.get(key)
                 if facts is None or facts[0] is not workload:
                     facts = known.add(pending_facts(workload, bidder, lane_minimum))
-                pending.append(facts)
+                add_row(facts[15])
                 continue
             carried = known_running.get(key)
             if carried is None or carried[0] is not workload:
@@ -328,13 +325,13 @@ class _Cycle:
             running.append(carried[1])
             running_facts.append(carried)
             holds.append(carried[10])
-        if known.rows > 2 * len(pending) + _CARRIED_SLACK:
+        if known.rows > 2 * len(rows) + _CARRIED_SLACK:
             fresh = PendingTable()
-            pending[:] = [fresh.add(facts[:15]) for facts in pending]
+            rows = [fresh.add(known[known.uids[row]][:15])[15] for row in rows]
             _PENDING_FACTS.keep(self.config, fresh)
             known = fresh
         self.table = known
-        self.pending_rows = np.fromiter(map(_ROW, pending), dtype=np.intp, count=len(pending))
+        self.pending_rows = np.array(rows, dtype=np.intp)
         if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
             _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
         kept.releasing = self.releasing
@@ -489,7 +486,7 @@ class _Cycle:
             self.table, self.pending_rows, now=self.now, bidder=bidder, budgets=budgets
         )
         for index in queue.rejected:
-            workload = self.pending[index][0]
+            workload = self.table.workloads[self.pending_rows[index]]
             if workload.tenant not in budgets:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
             else:
