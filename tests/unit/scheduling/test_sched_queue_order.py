@@ -4,13 +4,25 @@ per-workload reference: the same bids to the bit, the same total order, the same
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
+from sched_builders import every_decision
 
-from gpupool.scheduling import PoolConfig, Tenant, TenantName, Tier, Workload, WorkloadUid
+from gpupool.scheduling import (
+    PoolConfig,
+    Tenant,
+    TenantName,
+    Tier,
+    Workload,
+    WorkloadUid,
+    run_cycle,
+)
+from gpupool.scheduling import cycle as cycle_module
 from gpupool.scheduling.auction import Bidder
 from gpupool.scheduling.config import FairnessAgentConfig
 from gpupool.scheduling.queue_order import PendingTable, order_queue, pending_facts
+from gpupool.sim.synthetic import ClusterSpec, make_snapshot
 
 TENANTS = {
     TenantName("rich"): Tenant(name=TenantName("rich"), credit_balance=1e9),
@@ -119,3 +131,30 @@ def test_the_table_grows_and_keeps_every_row() -> None:
     queue = order_queue(table, rows, now=0.0, bidder=bidder, budgets={TenantName("rich"): 1e9})
     # Earlier submission waited longer: it bids more and goes first.
     assert [w.uid for w in queue.workloads] == [w.uid for w in reversed(workloads)]
+
+
+def test_a_fresh_table_replaces_one_full_of_gone_rows_without_changing_decisions() -> None:
+    # Every pending object replaced every cycle: 30 new rows per cycle, so the table
+    # passes 2 x 30 + 1,024 rows and is swapped for a fresh one on the way.
+    config = PoolConfig()
+    first = make_snapshot(ClusterSpec(nodes=4, gpus_per_node=8, running=20, pending=30, seed=3))
+    snapshots = []
+    for step in range(45):
+        workloads = {
+            uid: replace(w) if w.allocation is None else w for uid, w in first.workloads.items()
+        }
+        snapshots.append(replace(first, now=first.now + 60.0 * step, workloads=workloads))
+    cold = []
+    for snapshot in snapshots:
+        cycle_module.forget_carried_facts()
+        cold.append(every_decision(run_cycle(snapshot, config)))
+    cycle_module.forget_carried_facts()
+    sizes = []
+    for snapshot, expected in zip(snapshots, cold, strict=True):
+        assert every_decision(run_cycle(snapshot, config)) == expected
+        table = cycle_module._PENDING_FACTS.previous(config)
+        assert isinstance(table, PendingTable)
+        sizes.append(table.rows)
+    # It grew to the bound, then a fresh table with only the queue's 30 rows took over.
+    assert max(sizes) > 1024
+    assert 30 in sizes[sizes.index(max(sizes)) :]
