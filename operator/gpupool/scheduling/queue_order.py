@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -212,16 +212,20 @@ class PendingTable(dict[str, PendingFacts]):
         return mask
 
     def _grow(self) -> None:
-        size = 2 * self.valid.shape[0]
-        floats = np.empty((_FLOAT_COLUMNS, size), dtype=np.float64)
-        floats[:, : self.rows] = self.floats[:, : self.rows]
-        ints = np.empty((len(_INT_COLUMNS), size), dtype=np.intp)
-        ints[:, : self.rows] = self.ints[:, : self.rows]
-        valid = np.empty(size, dtype=bool)
-        valid[: self.rows] = self.valid[: self.rows]
-        lane = np.empty(size, dtype=bool)
-        lane[: self.rows] = self.lane[: self.rows]
-        self.floats, self.ints, self.valid, self.lane = floats, ints, valid, lane
+        self.floats = _doubled(self.floats, self.rows)
+        self.ints = _doubled(self.ints, self.rows)
+        self.valid = _doubled(self.valid, self.rows)
+        self.lane = _doubled(self.lane, self.rows)
+
+
+_A = TypeVar("_A", bound=npt.NDArray[Any])
+
+
+def _doubled(column: _A, rows: int) -> _A:
+    """``column`` (rows along its last axis) with twice the room, its first ``rows`` kept."""
+    grown = np.empty((*column.shape[:-1], 2 * column.shape[-1]), dtype=column.dtype)
+    grown[..., :rows] = column[..., :rows]
+    return grown  # type: ignore[return-value]
 
 
 _FLOAT_COLUMNS = 8
