@@ -31,7 +31,7 @@ from gpupool.scheduling.model import (
     WorkloadKind,
     WorkloadUid,
 )
-from gpupool.scheduling.snapshot import Snapshot
+from gpupool.scheduling.snapshot import Snapshot, WorkloadChanges
 
 __all__ = [
     "GPU",
@@ -56,6 +56,7 @@ __all__ = [
     "WaitCode",
     "WaitingReason",
     "Workload",
+    "WorkloadChanges",
     "WorkloadKind",
     "WorkloadUid",
     "paused_gc",

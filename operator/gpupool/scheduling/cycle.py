@@ -39,7 +39,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
+from functools import partial
 from itertools import repeat
+from operator import attrgetter
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -49,12 +51,10 @@ from gpupool.scheduling.auction import Bidder, borrower_price, clearing_price, w
 from gpupool.scheduling.capacity import (
     CLAIMED,
     RELEASING,
-    USED,
     ClusterState,
     NodeState,
     ordered_layouts,
 )
-from gpupool.scheduling.carried import CarriedFacts
 from gpupool.scheduling.config import GuaranteeOrder, PoolConfig
 from gpupool.scheduling.decisions import (
     Decisions,
@@ -68,7 +68,6 @@ from gpupool.scheduling.decisions import (
 from gpupool.scheduling.guarantees import (
     GuaranteeEntry,
     forget_fits,
-    guarantee_entry,
     split_running,
 )
 from gpupool.scheduling.health import gpu_problem
@@ -79,19 +78,15 @@ from gpupool.scheduling.preemption import (
     RunningEntry,
     Victim,
     VictimClass,
-    VictimFacts,
     VictimIndex,
     find_victims,
     make_victim,
     release_victim,
-    victim_facts,
 )
 from gpupool.scheduling.queue_order import (
-    PendingFacts,
     PendingTable,
     Queue,
     order_queue,
-    pending_facts,
 )
 from gpupool.scheduling.reasons import Loss, waiting_reasons
 from gpupool.scheduling.shapes import (
@@ -103,9 +98,12 @@ from gpupool.scheduling.shapes import (
 )
 from gpupool.scheduling.snapshot import Snapshot
 from gpupool.scheduling.veterans import (
-    Candidate,
     choose_veterans,
-    lane_candidate,
+)
+from gpupool.scheduling.workload_index import (
+    RunningFacts,
+    forget_workload_indexes,
+    workload_index,
 )
 
 _Entry = tuple[Workload, float, bool, float]
@@ -113,9 +111,7 @@ _Entry = tuple[Workload, float, bool, float]
 smallest allowed gang)."""
 
 
-_CARRIED_SLACK = 1024
-"""Carried facts of gone workloads tolerated beyond twice the live ones before pruning."""
-
+_uid_of = attrgetter("uid")
 
 _DoomedOutcomes = tuple[
     list[tuple[int, list[tuple[WorkloadUid, WaitingReason]]]],
@@ -144,58 +140,9 @@ class _DoomedRun(NamedTuple):
     outcomes go, so every mapping keeps the per-entry path's order."""
 
 
-_PENDING_FACTS: CarriedFacts[PendingFacts] = CarriedFacts()
-"""Pending workloads' facts from the previous cycle, per config (:mod:`.carried`)."""
-
-
-_RunningFacts = tuple[
-    Workload,
-    GuaranteeEntry,
-    float,
-    int,
-    WorkloadUid,
-    tuple[tuple[int, int], ...],
-    bool,
-    int,
-    Candidate | None,
-    VictimFacts,
-    Hold,
-]
-"""What a cycle takes from a running workload (not terminating, every GPU found and usable)
-and the node layout alone: (workload, its guarantee entry, GPUs it holds, tier, UID, its GPU
-slots as (position in ``ClusterState.nodes``, slot), whole GPUs (no share), slot count,
-its veterans' lane candidate or None, its victim facts, its :data:`~.kept_nodes.Hold`)."""
-
-_RUNNING_FACTS: CarriedFacts[_RunningFacts] = CarriedFacts()
-"""Running workloads' facts from earlier cycles, per node layout list (:mod:`.carried`)."""
-
-
-def _running_facts(workload: Workload, places: tuple[tuple[int, int], ...]) -> _RunningFacts:
-    """The facts of a running workload whose GPUs, all found and usable, are ``places``."""
-    allocation = workload.allocation
-    assert allocation is not None
-    share = workload.gpu_share
-    per_replica = workload.gpus_per_replica if share is None else share.fraction
-    gpus = len(allocation.replicas) * per_replica
-    return (
-        workload,
-        guarantee_entry(workload, gpus),
-        gpus,
-        int(workload.tier),
-        workload.uid,
-        places,
-        share is None,
-        len(places),
-        lane_candidate(workload, gpus),
-        victim_facts(workload),
-        make_hold(workload, places, USED),
-    )
-
-
 def forget_carried_facts() -> None:
     """Drop the facts carried between cycles (the next cycle derives everything again)."""
-    _PENDING_FACTS.clear()
-    _RUNNING_FACTS.clear()
+    forget_workload_indexes()
     forget_kept_nodes()
     forget_fits()
 
@@ -241,8 +188,8 @@ class _Cycle:
         """Running workloads keeping their GPUs (:func:`~.guarantees.guarantee_entry`)."""
         self.releasing: dict[WorkloadUid, Hold] = {}
         """This cycle's holds of terminating workloads, kept for the next cycle."""
-        self.running_facts: list[_RunningFacts] = []
-        """The same workloads' :data:`_RunningFacts`, in the same order."""
+        self.running_facts: list[RunningFacts] = []
+        """The same workloads' :data:`~.workload_index.RunningFacts`, in the same order."""
         self.survivors: dict[VictimClass, list[RunningEntry]] = {}
         """Running workloads keeping their GPUs so far, by (tier, guaranteed): (workload,
         GPUs, guaranteed, bid, victim facts)."""
@@ -283,57 +230,23 @@ class _Cycle:
     # -- stage 1: snapshot -> capacity index, health filter ------------------------------
 
     def index_snapshot(self) -> None:
-        rows: list[int] = []
-        add_row = rows.append
-        running = self.running
         kept = self.kept
-        places_of = kept.places_of
-        # Pending workloads' facts carried from earlier cycles, by UID (a hit only for the
-        # same object); new ones are added. Pruned to this cycle's queue once it holds
-        # many gone workloads.
-        previous = _PENDING_FACTS.previous(self.config)
-        known = previous if isinstance(previous, PendingTable) else PendingTable()
-        if known is not previous:
-            _PENDING_FACTS.keep(self.config, known)
-        # Running workloads' facts, carried likewise per node layout list (the same list
-        # object: the same nodes, by name, and thresholds), for those whose every GPU was
-        # found usable.
-        layouts = kept.layouts
-        known_running = _RUNNING_FACTS.previous(layouts)
-        if not known_running:
-            _RUNNING_FACTS.keep(layouts, known_running)
+        index = workload_index(self.config)
+        index.update(
+            self.snapshot, kept.layouts, partial(kept.places_of, healthy=True), self.bidder
+        )
+        self.table = index.table
+        self.pending_rows = index.pending_rows()
+        running = self.running
         running_facts = self.running_facts
         holds: list[Hold] = []
-        bidder = self.bidder
-        lane_minimum = self.config.veteran_min_attained_s
-        for key, workload in self.snapshot.workloads.items():
-            if workload.allocation is None:
-                facts = known.get(key)
-                if facts is None or facts[0] is not workload:
-                    facts = known.add(pending_facts(workload, bidder, lane_minimum))
-                add_row(facts[15])
+        for workload, facts in index.held:
+            if facts is None:
+                self._index_releasing(workload, holds)
                 continue
-            carried = known_running.get(key)
-            if carried is None or carried[0] is not workload:
-                places = (
-                    None if workload.preempted_at is not None else places_of(workload, healthy=True)
-                )
-                if places is None:
-                    self._index_releasing(workload, holds)
-                    continue
-                carried = known_running[key] = _running_facts(workload, places)
-            running.append(carried[1])
-            running_facts.append(carried)
-            holds.append(carried[10])
-        if known.rows > 2 * len(rows) + _CARRIED_SLACK:
-            fresh = PendingTable()
-            rows = [fresh.add(known[known.uids[row]][:15])[15] for row in rows]
-            _PENDING_FACTS.keep(self.config, fresh)
-            known = fresh
-        self.table = known
-        self.pending_rows = np.array(rows, dtype=np.intp)
-        if len(known_running) > 2 * len(running_facts) + _CARRIED_SLACK:
-            _RUNNING_FACTS.keep(layouts, {facts[4]: facts for facts in running_facts})
+            running.append(facts[1])
+            running_facts.append(facts)
+            holds.append(facts[10])
         kept.releasing = self.releasing
         self.state = kept.lend(self.snapshot.nodes, self.config.health, holds)
 
@@ -485,8 +398,9 @@ class _Cycle:
         queue = order_queue(
             self.table, self.pending_rows, now=self.now, bidder=bidder, budgets=budgets
         )
-        for index in queue.rejected:
-            workload = self.table.workloads[self.pending_rows[index]]
+        workloads = self.table.workloads
+        rejected = [workloads[self.pending_rows[index]] for index in queue.rejected]
+        for workload in sorted(rejected, key=_uid_of):  # by UID: rows follow no order
             if workload.tenant not in budgets:
                 self._wait_fixed(workload, WaitCode.UNKNOWN_TENANT, 0.0)
             else:

@@ -117,7 +117,7 @@ _GROW = 256
 
 
 class PendingTable(dict[str, PendingFacts]):
-    """Pending workloads' facts by UID, carried between cycles (:mod:`.carried`), with the
+    """Pending workloads' facts by UID, carried between cycles (:mod:`.workload_index`), with the
     numbers :func:`order_queue` reads kept as columns: row ``facts[15]`` of each column
     holds that facts tuple's numbers. Rows are only added (a replaced workload gets a new
     row); the cycle swaps in a fresh table once too many rows are gone."""
@@ -139,6 +139,8 @@ class PendingTable(dict[str, PendingFacts]):
         self.valid = np.empty(size, dtype=bool)
         self.lane = np.empty(size, dtype=bool)
         """Whether the row's workload is a veterans' lane candidate (``facts[14]``)."""
+        self.live = np.empty(size, dtype=bool)
+        """Whether the row is a workload pending now (set by :mod:`.workload_index`)."""
         self.candidates: list[PendingCandidate | None] = []
         self._sorted_uids: list[WorkloadUid] = []
         """The UIDs of the ranked rows, sorted (a row's rank is its UID's place here)."""
@@ -165,6 +167,7 @@ class PendingTable(dict[str, PendingFacts]):
         self.valid[row] = valid
         candidate = facts[14]
         self.lane[row] = candidate is not None
+        self.live[row] = False
         self.candidates.append(candidate)
         self.workloads.append(workload)
         self.uids.append(uid)
@@ -216,6 +219,7 @@ class PendingTable(dict[str, PendingFacts]):
         self.ints = _doubled(self.ints, self.rows)
         self.valid = _doubled(self.valid, self.rows)
         self.lane = _doubled(self.lane, self.rows)
+        self.live = _doubled(self.live, self.rows)
 
 
 _A = TypeVar("_A", bound=npt.NDArray[Any])

@@ -28,6 +28,7 @@ from gpupool.scheduling import (
     PoolConfig,
     Snapshot,
     Workload,
+    WorkloadChanges,
     WorkloadUid,
     run_cycle,
 )
@@ -49,16 +50,20 @@ def evolve(
     rng: random.Random,
     serial: int,
 ) -> Snapshot:
-    """The next snapshot: decisions applied, released work requeued, some work done/new."""
+    """The next snapshot: decisions applied, released work requeued, some work done/new
+    (with the changes since ``snapshot``)."""
     now = snapshot.now + interval_s
     workloads = dict(snapshot.workloads)
+    changed: dict[WorkloadUid, None] = {}
     for uid, placement in decisions.bindings.items():
         workloads[uid] = replace(
             workloads[uid], allocation=Allocation(replicas=placement, started_at=snapshot.now)
         )
+        changed[uid] = None
     for uid in decisions.preemptions:
         if uid in workloads:
             workloads[uid] = replace(workloads[uid], preempted_at=snapshot.now)
+            changed[uid] = None
     running = [w for w in workloads.values() if w.allocation is not None]
     for workload in running:
         allocation = workload.allocation
@@ -72,17 +77,25 @@ def evolve(
                 + max(0.0, workload.preempted_at - allocation.started_at),
                 restarts=workload.restarts + 1,
             )
+            changed[workload.uid] = None
     finished = [w for w in running if w.preempted_at is None and rng.random() < churn]
     templates = [w for w in workloads.values() if w.allocation is None]
     for index, workload in enumerate(finished):
         del workloads[workload.uid]
+        changed[workload.uid] = None
         if templates:
             template = rng.choice(templates)
             uid = WorkloadUid(f"new-{serial}-{index}")
             workloads[uid] = replace(
                 template, uid=uid, name=uid, submitted_at=now, attained_service_s=0.0
             )
-    return replace(snapshot, now=now, workloads=workloads)
+            changed[uid] = None
+    return replace(
+        snapshot,
+        now=now,
+        workloads=workloads,
+        changes=WorkloadChanges(since=snapshot.workloads, workloads=workloads, uids=tuple(changed)),
+    )
 
 
 def bench_cycle(args: argparse.Namespace) -> dict[str, object]:

@@ -22,7 +22,7 @@ import gc
 import heapq
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -39,6 +39,7 @@ from gpupool.scheduling import (
     TenantName,
     Tier,
     Workload,
+    WorkloadChanges,
     WorkloadUid,
 )
 from gpupool.scheduling.credits import settle
@@ -190,6 +191,10 @@ class Simulator:
         self.credit_spent: dict[str, float] = {}
         self.last_settle = self.now
         self.last_bound = 0
+        self.last_workloads: Mapping[WorkloadUid, Workload] | None = None
+        """The last snapshot's workloads (what the next one's changes refer to)."""
+        self.changed: dict[WorkloadUid, None] = {}
+        """UIDs of the workloads added, replaced or removed since then, in that order."""
 
     # -- time ---------------------------------------------------------------------------
 
@@ -239,6 +244,7 @@ class Simulator:
         self.records[workload.uid] = record
         self.payers[workload.uid] = (TenantName(job.tenant), record.gpus)
         self.active[workload.uid] = workload
+        self.changed[workload.uid] = None
         self.pending_count += 1
         self._count_waiting(workload, 1)
         if job.tenant not in self.tenants:
@@ -253,6 +259,7 @@ class Simulator:
         )
         record.workload = workload
         self.active[uid] = workload
+        self.changed[uid] = None
         self._count_waiting(workload, -1)
         self._count_used(placement, 1)
         record.started_at = now
@@ -269,6 +276,7 @@ class Simulator:
         workload = replace(record.workload, preempted_at=self.now)
         record.workload = workload
         self.active[uid] = workload
+        self.changed[uid] = None
         self._push(self.releases, max(deadline, self.now), uid, record.epoch)
 
     def complete(self, uid: WorkloadUid) -> None:
@@ -278,6 +286,7 @@ class Simulator:
         record.remaining_s = 0.0
         record.epoch += 1
         del self.active[uid]
+        self.changed[uid] = None
         allocation = record.workload.allocation
         assert allocation is not None
         self._count_used(allocation.replicas, -1)
@@ -307,6 +316,7 @@ class Simulator:
             queued_at=self.now,
         )
         self.active[uid] = record.workload
+        self.changed[uid] = None
         self.pending_count += 1
         self._count_waiting(record.workload, 1)
         self.allocated_gpus -= record.gpus
@@ -349,12 +359,21 @@ class Simulator:
 
     def cycle(self) -> None:
         self.settle_credits()
+        workloads = MappingProxyType(self.active)
+        since = self.last_workloads
         snapshot = Snapshot(
             now=self.now,
             nodes=self.nodes,
             tenants=MappingProxyType(self.tenants),
-            workloads=MappingProxyType(self.active),
+            workloads=workloads,
+            changes=(
+                None
+                if since is None
+                else WorkloadChanges(since=since, workloads=workloads, uids=tuple(self.changed))
+            ),
         )
+        self.last_workloads = workloads
+        self.changed = {}
         # The collector stays off until the decisions are applied and dropped (when
         # _decide_and_apply returns): what the cycle built is freed by reference counting
         # instead of being scanned first. (paused_gc, inlined: a generator-based context

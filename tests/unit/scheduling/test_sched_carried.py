@@ -27,7 +27,6 @@ from gpupool.scheduling import (
 from gpupool.scheduling import cycle as cycle_module
 from gpupool.scheduling import guarantees as guarantees_module
 from gpupool.scheduling.auction import Bidder
-from gpupool.scheduling.carried import CarriedFacts
 from gpupool.scheduling.guarantees import GuaranteeEntry, guarantee_entry, split_running
 from gpupool.sim.bench import evolve
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
@@ -127,19 +126,6 @@ def test_pending_bid_from_constants_is_bit_identical_to_effective() -> None:
         expected = bidder.effective(workload, tenant, gpus)
         got = fast_pending_bid(bidder, workload, tenant, gpus, now=now)
         assert _bits(got) == _bits(expected)
-
-
-def test_carried_facts_count_only_for_the_same_owner_and_workload() -> None:
-    memo: CarriedFacts[tuple[object, int]] = CarriedFacts()
-    owner, other = PoolConfig(), PoolConfig()
-    known = memo.previous(owner)
-    assert known == {}
-    memo.keep(owner, known)
-    known["a"] = ("workload", 1)
-    assert memo.previous(owner) == {"a": ("workload", 1)}
-    assert memo.previous(other) == {}
-    memo.clear()
-    assert memo.previous(owner) == {}
 
 
 def _index(snapshot: Snapshot, config: PoolConfig) -> tuple[object, ...]:

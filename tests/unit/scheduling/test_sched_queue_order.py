@@ -22,6 +22,7 @@ from gpupool.scheduling import cycle as cycle_module
 from gpupool.scheduling.auction import Bidder
 from gpupool.scheduling.config import FairnessAgentConfig
 from gpupool.scheduling.queue_order import PendingTable, order_queue, pending_facts
+from gpupool.scheduling.workload_index import workload_index
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
 
 TENANTS = {
@@ -152,9 +153,7 @@ def test_a_fresh_table_replaces_one_full_of_gone_rows_without_changing_decisions
     sizes = []
     for snapshot, expected in zip(snapshots, cold, strict=True):
         assert every_decision(run_cycle(snapshot, config)) == expected
-        table = cycle_module._PENDING_FACTS.previous(config)
-        assert isinstance(table, PendingTable)
-        sizes.append(table.rows)
+        sizes.append(workload_index(config).table.rows)
     # It grew to the bound, then a fresh table with only the queue's 30 rows took over.
     assert max(sizes) > 1024
     assert 30 in sizes[sizes.index(max(sizes)) :]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from gpupool.scheduling import PoolConfig, TenantName
+from gpupool.scheduling import Decisions, PoolConfig, Snapshot, TenantName
 from gpupool.sim.cli import main
 from gpupool.sim.engine import SimConfig, Simulator
 from gpupool.sim.metrics import percentile, summarize
@@ -115,6 +116,43 @@ def test_higher_tier_preempts_and_the_victim_resumes_without_losing_work() -> No
     # high waits out the grace period, runs 100 s; low resumes with 30 s of restart.
     assert records["high"].finish == 400 + grace + 100
     assert records["low"].finish == 400 + grace + 100 + (1000 - 400 - grace) + 30
+
+
+@dataclass(frozen=True)
+class _WithoutChanges:
+    """``gpupool`` given every snapshot without its changes (indexed whole each cycle)."""
+
+    inner: RunCyclePolicy
+    name: str = "gpupool"
+    preemptive: bool = True
+    time_dependent: bool = True
+    uses_tiers: bool = True
+    uses_guarantees_and_credits: bool = True
+
+    def decide(self, snapshot: Snapshot) -> Decisions:
+        assert snapshot.changes is not None or snapshot.now == 0.0
+        return self.inner.decide(replace(snapshot, changes=None))
+
+
+def test_the_changes_the_simulator_lists_decide_what_whole_snapshots_decide() -> None:
+    text = small_trace() + "".join(
+        f"x{i:03d},{60 * i + 7},{[90, 4000, 700][i % 3]},{[1, 2, 8][i % 3]},t{i % 2},"
+        f"{['low', 'normal'][i % 2]},training\n"
+        for i in range(60)
+    )
+    jobs = parse_trace(text.splitlines(True)).jobs
+    tenants = default_tenants({job.tenant for job in jobs}, total_gpus=16)
+    outcomes = []
+    for policy in (RunCyclePolicy(PoolConfig()), _WithoutChanges(RunCyclePolicy(PoolConfig()))):
+        simulator = Simulator(
+            jobs, policy=policy, tenants=tenants, config=SimConfig(nodes=2, gpus_per_node=8)
+        )
+        outcome = simulator.run()
+        outcomes.append(
+            [(r.job.job_id, r.first_start, r.finish, r.preemptions) for r in outcome.records]
+        )
+    assert outcomes[0] == outcomes[1]
+    assert sum(preemptions for *_, preemptions in outcomes[0]) > 0
 
 
 def test_cli_prints_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
