@@ -38,7 +38,7 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from itertools import repeat
 from operator import attrgetter
@@ -412,36 +412,35 @@ class _Cycle:
             for name, tenant in self.tenants.items()
         }
         inside = self._inside_guarantee(queue, headroom)
-        if not inside:
-            # Every entry borrows: the tier grouping below keeps the sorted order as is.
-            return list(zip(queue.workloads, queue.bids, repeat(False), queue.minimums))
-        # Per tier, work inside a guarantee first, then the borrowers, each in order.
-        ordered: list[_Entry] = []
-        tier_borrowers: list[_Entry] = []
-        current_tier: int | None = None
-        for index, (workload, bid, minimum, neg_tier) in enumerate(
+        rows = queue.rows
+        bids = queue.bid_column
+        guaranteed: Iterable[bool]
+        if inside:
+            # Per tier, work inside a guarantee first, then the borrowers, each in order
+            # (a stable sort: the queue is in tier order already).
+            flags = np.zeros(len(rows), dtype=bool)
+            flags[inside] = True
+            regroup = np.lexsort((~flags, queue.column("neg_tier")))
+            rows = rows[regroup]
+            bids = bids[regroup]
+            guaranteed = flags[regroup].tolist()
+        else:
+            guaranteed = repeat(False)
+        table = self.table
+        ordered = list(
             zip(
-                queue.workloads,
-                queue.bids,
-                queue.minimums,
-                queue.column("neg_tier").tolist(),
-                strict=True,
+                table.picked(rows, table.workloads),
+                bids.tolist(),
+                guaranteed,
+                table.picked(rows, table.minimums),
+                strict=False,  # ``guaranteed`` may repeat without end
             )
-        ):
-            if neg_tier != current_tier:
-                ordered.extend(tier_borrowers)
-                tier_borrowers = []
-                current_tier = neg_tier
-            if index in inside:
-                ordered.append((workload, bid, True, minimum))
-            else:
-                tier_borrowers.append((workload, bid, False, minimum))
-        ordered.extend(tier_borrowers)
-        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
+        )
+        if inside and self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
             ordered.sort(key=_arrival_inside_first)
         return ordered
 
-    def _inside_guarantee(self, queue: Queue, headroom: dict[TenantName, float]) -> set[int]:
+    def _inside_guarantee(self, queue: Queue, headroom: dict[TenantName, float]) -> list[int]:
         """Positions in ``queue`` of the workloads that fit their tenant's unused guarantee,
         first-fit per tenant (across tiers, in queue order) in bid order or, with
         ``GuaranteeOrder.ARRIVAL``, submission order. (Tenants are independent: each one's
@@ -452,13 +451,13 @@ class _Cycle:
             for name, room in headroom.items()
             if room > 0 and (code := codes.get(name)) is not None
         ]
-        inside: set[int] = set()
+        inside: list[int] = []
         if not with_room:
             return inside
         tenants = queue.column("tenant")
         fulls = queue.column("full")  # the full gang's GPUs (requested_gpus)
         by_arrival = self.config.guarantee_order is GuaranteeOrder.ARRIVAL
-        workloads = queue.workloads
+        workloads = queue.workloads if by_arrival else []
         neg_tiers = queue.column("neg_tier") if by_arrival else tenants
         for code, unused in with_room:
             room = unused
@@ -475,7 +474,7 @@ class _Cycle:
             for index, full in zip(candidates, fulls[candidates].tolist(), strict=True):
                 if full <= room:
                     room -= full
-                    inside.add(index)
+                    inside.append(index)
         return inside
 
     # -- stage 5/6: placement and preemption ----------------------------------------------

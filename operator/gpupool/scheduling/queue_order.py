@@ -89,16 +89,28 @@ _Floats = npt.NDArray[np.float64]
 class Queue(NamedTuple):
     """The biddable pending workloads in order (position ``i``: the ``i``-th)."""
 
-    workloads: list[Workload]
-    bids: list[float]
-    minimums: list[float]
-    """GPUs of the smallest allowed gang."""
     rows: npt.NDArray[np.intp]
     """Each one's row in the table (what the columns below are read by)."""
+    bid_column: _Floats
+    """Each one's bid (:meth:`~.auction.Bidder.effective`)."""
     table: PendingTable
     rejected: list[int]
     """Indexes into the rows given (ascending) of workloads that cannot bid: unknown
     tenant or invalid shape (the caller gives their reasons)."""
+
+    @property
+    def workloads(self) -> list[Workload]:
+        return self.table.picked(self.rows, self.table.workloads)
+
+    @property
+    def bids(self) -> list[float]:
+        bids: list[float] = self.bid_column.tolist()
+        return bids
+
+    @property
+    def minimums(self) -> list[float]:
+        """GPUs of the smallest allowed gang."""
+        return self.table.picked(self.rows, self.table.minimums)
 
     def column(self, name: str) -> npt.NDArray[Any]:
         """A column of the table in queue order: ``"full"`` (GPUs of the full gang),
@@ -204,6 +216,11 @@ class PendingTable(dict[str, PendingFacts]):
         picked: list[PendingCandidate] = _pick(rows[self.lane[rows]].tolist(), self.candidates)
         return picked
 
+    @staticmethod
+    def picked(rows: npt.NDArray[np.intp], column: Sequence[_T]) -> list[_T]:
+        """``column`` (one of the lists) at ``rows``, in that order."""
+        return _pick(rows.tolist(), column)
+
     def lane_mask(self, veterans: frozenset[str]) -> npt.NDArray[np.bool_]:
         """Per row: whether its workload is in the veterans' lane (only the rows of the
         current facts of each UID are marked; the cycle reads no other)."""
@@ -223,6 +240,7 @@ class PendingTable(dict[str, PendingFacts]):
 
 
 _A = TypeVar("_A", bound=npt.NDArray[Any])
+_T = TypeVar("_T")
 
 
 def _doubled(column: _A, rows: int) -> _A:
@@ -261,7 +279,7 @@ def order_queue(
     :meth:`Bidder.budget` per known tenant."""
     at = np.asarray(rows, dtype=np.intp)
     if not len(at):
-        return Queue([], [], [], at, table, [])
+        return Queue(at, np.empty(0), table, [])
     submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _ = table.floats[
         :, at
     ]
@@ -303,13 +321,4 @@ def order_queue(
         order = keep[np.lexsort((ranks[keep], submitted[keep], -bid[keep], neg_tiers[keep]))]
     else:
         order = np.lexsort((ranks, submitted, -bid, neg_tiers))
-    in_order = at[order]
-    picked: list[int] = in_order.tolist()
-    return Queue(
-        _pick(picked, table.workloads),
-        bid[order].tolist(),
-        _pick(picked, table.minimums),
-        in_order,
-        table,
-        rejected,
-    )
+    return Queue(at[order], bid[order], table, rejected)
