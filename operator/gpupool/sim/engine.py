@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -222,10 +223,18 @@ class Simulator:
                 # same tenant and report nothing spent (accrual is never negative, so the
                 # balance stays capped), about half the calls in a replay.
                 continue
-            statement = settle(tenant, spend=rate * elapsed / 3600.0, elapsed_s=elapsed)
-            self.tenants[name] = statement.tenant
-            if statement.spent:
-                self.credit_spent[name] = self.credit_spent.get(name, 0.0) + statement.spent
+            spend = rate * elapsed / 3600.0
+            if balance == math.inf and tenant.credits_max == math.inf and spend > 0.0:
+                # Unmetered (the replay's default terms): settle() would keep the very same
+                # tenant and report the whole spend paid; in a default replay, all the calls
+                # the shortcut above leaves.
+                spent = spend
+            else:
+                statement = settle(tenant, spend=spend, elapsed_s=elapsed)
+                self.tenants[name] = statement.tenant
+                spent = statement.spent
+            if spent:
+                self.credit_spent[name] = self.credit_spent.get(name, 0.0) + spent
         self.last_settle = self.now
 
     # -- events -------------------------------------------------------------------------

@@ -1,6 +1,12 @@
-"""The veterans' lane selection: order and first-fit bound."""
+"""The veterans' lane selection: order and first-fit bound, and the same claims (to the
+bit) and lane as the plain way (``min`` per claim, a heap) on random candidates."""
 
 from __future__ import annotations
+
+import heapq
+import random
+
+import pytest
 
 from gpupool.scheduling.model import WorkloadUid
 from gpupool.scheduling.veterans import Candidate, select_veterans, with_age_credit
@@ -71,3 +77,53 @@ def test_the_age_credit_keeps_the_order_of_jobs_that_ran_that_share_of_their_lif
 def test_no_credit_is_the_same_list() -> None:
     candidates = [candidate("a", submitted=0.0, attained=86_400)]
     assert with_age_credit(candidates, NOW, 0.0) is candidates
+
+
+def reference_claims(candidates: list[Candidate], now: float, credit: float) -> list[Candidate]:
+    """The age credit the plain way: ``min`` per claim."""
+    if credit <= 0:
+        return candidates
+    base = now - credit * now
+    return [(min(c[0], base + credit * c[1]), c[1], c[2], c[3]) for c in candidates]
+
+
+def reference_lane(candidates: list[Candidate], capacity_gpus: float) -> frozenset[WorkloadUid]:
+    """First-fit the plain way: the natural order through a heap. Consumes ``candidates``."""
+    if not candidates:
+        return frozenset()
+    chosen = []
+    room = capacity_gpus
+    smallest = min(c[3] for c in candidates)
+    heapq.heapify(candidates)
+    while candidates and room >= smallest:
+        _, _, name, gpus = heapq.heappop(candidates)
+        if gpus <= room:
+            room -= gpus
+            chosen.append(name)
+    return frozenset(chosen)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_lane_is_the_reference_lane_ties_included(seed: int) -> None:
+    rng = random.Random(seed)
+    now = 5_000_000.0 + rng.random()
+    # Few distinct times (many ties in the claims, credited or not, and in submissions)
+    # and sizes, fractional ones too.
+    times = [rng.uniform(0.0, now) for _ in range(rng.choice([2, 5, 50]))]
+    sizes = [1.0, 2.0, 8.0, 3.0, 16.0, 0.37]
+    candidates = [
+        (
+            rng.choice(times),
+            rng.choice(times),
+            uid(f"w{rng.randrange(10**6)}-{i}"),
+            rng.choice(sizes),
+        )
+        for i in range(rng.choice([0, 1, 3, 30, 200]))
+    ]
+    for credit in (0.0, 0.3, rng.random()):
+        claims = reference_claims(list(candidates), now, credit)
+        credited = with_age_credit(list(candidates), now, credit)
+        assert [c[0].hex() for c in credited] == [c[0].hex() for c in claims]
+        assert credited == claims
+        for capacity in (0.0, 8.0, rng.uniform(0.0, 400.0)):
+            assert select_veterans(credited, capacity) == reference_lane(list(claims), capacity)
