@@ -177,24 +177,18 @@ class WorkloadIndex:
         self._layouts = layouts
         table = self.table
         table.live[: table.rows] = False
-        pending: dict[WorkloadUid, int] = {}
+        self.pending = {}
         held: list[Held] = []
         held_positions: list[int] = []
         positions: dict[WorkloadUid, int] = {}
-        lane_minimum = self.config.veteran_min_attained_s
         for position, (uid, workload) in enumerate(workloads.items()):
             positions[uid] = position
             if workload.allocation is None:
-                facts = table.get(uid)
-                if facts is None or facts[0] is not workload:
-                    facts = table.add(pending_facts(workload, bidder, lane_minimum))
-                row = pending[uid] = facts[15]
-                table.live[row] = True
+                self._pend(uid, workload, bidder)
                 continue
             carried = known_running.get(uid)
             held.append(_held(workload, carried, places_of))
             held_positions.append(position)
-        self.pending = pending
         self.held = held
         self.held_positions = held_positions
         self._positions = positions
@@ -214,7 +208,6 @@ class WorkloadIndex:
         held = self.held
         held_positions = self.held_positions
         positions = self._positions
-        lane_minimum = self.config.veteran_min_attained_s
         for uid in uids:
             carried: RunningFacts | None = None
             row = pending.pop(uid, None)
@@ -234,16 +227,21 @@ class WorkloadIndex:
                 position = positions[uid] = self._next_position
                 self._next_position += 1
             if workload.allocation is None:
-                facts = table.get(uid)
-                if facts is None or facts[0] is not workload:
-                    facts = table.add(pending_facts(workload, bidder, lane_minimum))
-                row = pending[uid] = facts[15]
-                table.live[row] = True
+                self._pend(uid, workload, bidder)
                 continue
             at = bisect_left(held_positions, position)
             held_positions.insert(at, position)
             held.insert(at, _held(workload, carried, places_of))
         return len(pending) + len(held) == len(workloads)
+
+    def _pend(self, uid: WorkloadUid, workload: Workload, bidder: Bidder) -> None:
+        """Mark a pending workload's row live (a new row unless its facts are carried)."""
+        table = self.table
+        facts = table.get(uid)
+        if facts is None or facts[0] is not workload:
+            facts = table.add(pending_facts(workload, bidder, self.config.veteran_min_attained_s))
+        row = self.pending[uid] = facts[15]
+        table.live[row] = True
 
     def _fresh_table(self) -> None:
         """Replace the table with one of the live rows only (in the same row order, so the
