@@ -37,10 +37,8 @@ aggregate counters. That, and the free-capacity buckets, keep a cycle over
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from itertools import repeat
 from operator import attrgetter
 from typing import NamedTuple, TypeVar
 
@@ -73,6 +71,7 @@ from gpupool.scheduling.guarantees import (
 from gpupool.scheduling.health import gpu_problem
 from gpupool.scheduling.kept_nodes import Hold, forget_kept_nodes, kept_nodes, make_hold
 from gpupool.scheduling.model import Tenant, TenantName, Tier, Workload, WorkloadKind, WorkloadUid
+from gpupool.scheduling.ordered_queue import Entry, OrderedQueue
 from gpupool.scheduling.placement import Plan, place_shares, place_whole, total_capacity
 from gpupool.scheduling.preemption import (
     RunningEntry,
@@ -105,11 +104,6 @@ from gpupool.scheduling.workload_index import (
     forget_workload_indexes,
     workload_index,
 )
-
-_Entry = tuple[Workload, float, bool, float]
-"""A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
-smallest allowed gang)."""
-
 
 _uid_of = attrgetter("uid")
 
@@ -211,9 +205,9 @@ class _Cycle:
         self.highest_losing_bid_or_zero = -1.0
         self.reserved = False
         """Whether this cycle already reserved a node for a starving workload."""
-        self.bulk: list[tuple[list[_Entry], int, int, float]] = []
-        """Slices of the pending order that lost in bulk: (order, start, end, GPUs shown
-        free at their tier)."""
+        self.bulk: list[tuple[int, int, float]] = []
+        """Slices of the pending order that lost in bulk: (start, end, GPUs shown free at
+        their tier)."""
         self.doomed: list[_DoomedRun] = []
         """Runs of the pending order that lost because their shapes already failed."""
         self._lowest_bids: dict[int, float] = {}
@@ -392,7 +386,7 @@ class _Cycle:
 
     # -- stage 2-4: the order in which pending work is considered ------------------------
 
-    def order_pending(self) -> list[_Entry]:
+    def order_pending(self) -> OrderedQueue:
         bidder = self.bidder
         budgets = {name: bidder.budget(tenant) for name, tenant in self.tenants.items()}
         queue = order_queue(
@@ -414,30 +408,30 @@ class _Cycle:
         inside = self._inside_guarantee(queue, headroom)
         rows = queue.rows
         bids = queue.bid_column
-        guaranteed: Iterable[bool]
+        neg_tiers = queue.column("neg_tier")
         if inside:
             # Per tier, work inside a guarantee first, then the borrowers, each in order
             # (a stable sort: the queue is in tier order already).
             flags = np.zeros(len(rows), dtype=bool)
             flags[inside] = True
-            regroup = np.lexsort((~flags, queue.column("neg_tier")))
+            regroup = np.lexsort((~flags, neg_tiers))
             rows = rows[regroup]
             bids = bids[regroup]
-            guaranteed = flags[regroup].tolist()
+            neg_tiers = neg_tiers[regroup]
+            guaranteed: list[bool] = flags[regroup].tolist()
         else:
-            guaranteed = repeat(False)
+            guaranteed = [False] * len(rows)
         table = self.table
-        ordered = list(
-            zip(
-                table.picked(rows, table.workloads),
-                bids.tolist(),
-                guaranteed,
-                table.picked(rows, table.minimums),
-                strict=False,  # ``guaranteed`` may repeat without end
-            )
+        ordered = OrderedQueue(
+            rows.tolist(),
+            bids.tolist(),
+            guaranteed,
+            neg_tiers.tolist(),
+            workloads=table.workloads,
+            minimums=table.minimums,
         )
         if inside and self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
-            ordered.sort(key=_arrival_inside_first)
+            return ordered.reordered(_arrival_inside_first)
         return ordered
 
     def _inside_guarantee(self, queue: Queue, headroom: dict[TenantName, float]) -> list[int]:
@@ -479,7 +473,7 @@ class _Cycle:
 
     # -- stage 5/6: placement and preemption ----------------------------------------------
 
-    def place_pending(self, ordered: list[_Entry]) -> None:
+    def place_pending(self, ordered: OrderedQueue) -> None:
         state = self.state
         reserve = self.config.reserve_price_per_gpu_hour
         margin = 1.0 + self.config.outbid_margin_ratio
@@ -487,6 +481,12 @@ class _Cycle:
         tenants = self.tenants
         bids = self.bids
         losses = self.losses
+        # The queue's columns, read directly (its entries are built only when read).
+        rows = ordered.rows
+        workloads = ordered.workloads
+        minimums = ordered.minimums
+        bid_column = ordered.bids
+        flags = ordered.guaranteed
         failed: set[Shape] = set()
         phase_end = live_from = 0
         phase_tier: int | None = None
@@ -499,15 +499,18 @@ class _Cycle:
         position = 0
         count = len(ordered)
         while position < count:
-            entry = ordered[position]
+            row = rows[position]
+            workload = workloads[row]
+            bid = bid_column[position]
+            guaranteed = flags[position]
+            minimum = minimums[row]
             position += 1
-            workload, bid, guaranteed, minimum = entry
             tier = int(workload.tier)
             new_phase = tier != phase_tier or guaranteed is not phase_guaranteed
             if new_phase or len(preemptions) != preemptions_seen:
                 if new_phase:
                     failed.clear()
-                    phase_end = _phase_end(ordered, position, tier, guaranteed)
+                    phase_end = ordered.phase_end(position, tier, guaranteed)
                 phase_tier = tier
                 phase_guaranteed = guaranteed
                 preemptions_seen = len(preemptions)
@@ -522,7 +525,7 @@ class _Cycle:
                     else (shown <= 0 and (lowest is None or bid <= lowest * margin))
                 )
                 if hopeless:
-                    end = _phase_end(ordered, position, tier, guaranteed)
+                    end = ordered.phase_end(position, tier, guaranteed)
                     self._lose_in_bulk(ordered, position - 1, end, shown, guaranteed)
                     position = end
                     continue
@@ -560,7 +563,7 @@ class _Cycle:
             if available + reach + EPSILON >= minimum or (share is not None and state.shared):
                 shape = shape_of(workload)
                 if shape not in failed:
-                    if self._try_place(entry, tier, g, reach):
+                    if self._try_place(workload, bid, guaranteed, tier=tier, g=g, reach=reach):
                         used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
                             workload
                         )
@@ -581,7 +584,7 @@ class _Cycle:
                 self.highest_losing_bid = self.highest_losing_bid_or_zero = bid
 
     def _bulk_expander(
-        self,
+        self, ordered: OrderedQueue
     ) -> Callable[[], tuple[dict[WorkloadUid, WaitingReason], list[Loss]]]:
         """Per-workload outcomes of the slices lost in bulk, computed when first read.
 
@@ -602,8 +605,8 @@ class _Cycle:
         def expand() -> tuple[dict[WorkloadUid, WaitingReason], list[Loss]]:
             fixed: dict[WorkloadUid, WaitingReason] = {}
             losses: list[Loss] = []
-            for order, start, end, shown in bulk:
-                for workload, bid, guaranteed, minimum in order[start:end]:
+            for start, end, shown in bulk:
+                for workload, bid, guaranteed, minimum in ordered.between(start, end):
                     if over_max(workload, minimum):
                         fixed[workload.uid] = WaitingReason(
                             WaitCode.OVER_TENANT_MAX, minimum, 0.0, workload.tier, 0.0, 0.0
@@ -627,7 +630,7 @@ class _Cycle:
 
         return expand
 
-    def _doomed_expander(self, ordered: list[_Entry]) -> Callable[[], _DoomedOutcomes]:
+    def _doomed_expander(self, ordered: OrderedQueue) -> Callable[[], _DoomedOutcomes]:
         """Per-workload outcomes of the runs lost for failed shapes, computed when first read
         (what the per-entry path of ``place_pending`` decides for each), each list with the
         index it goes at. Keeps only what it reads, like :meth:`_bulk_expander`."""
@@ -650,7 +653,7 @@ class _Cycle:
                 losses: list[Loss] = []
                 bids: list[tuple[WorkloadUid, float]] = []
                 capacity_shown = run.available + run.shown
-                for workload, bid, guaranteed, minimum in ordered[run.start : run.end]:
+                for workload, bid, guaranteed, minimum in ordered.between(run.start, run.end):
                     uid = workload.uid
                     if not guaranteed:
                         bids.append((uid, bid))
@@ -744,17 +747,21 @@ class _Cycle:
         return None if lowest is None else lowest * (1.0 + self.config.outbid_margin_ratio)
 
     def _first_live(
-        self, ordered: list[_Entry], start: int, end: int, failed: set[Shape], floor: float | None
+        self, ordered: OrderedQueue, start: int, end: int, failed: set[Shape], floor: float | None
     ) -> int:
         """The first index from ``start`` (before ``end``, the phase end) whose entry may
         still be placed: its shape has not failed, or the bulk shortcut takes it."""
+        workloads = ordered.workloads
+        rows = ordered.rows
+        bids = ordered.bids
         for index in range(start, end):
-            workload, bid, _, _ = ordered[index]
-            if (floor is not None and bid <= floor) or shape_of(workload) not in failed:
+            if (floor is not None and bids[index] <= floor) or shape_of(
+                workloads[rows[index]]
+            ) not in failed:
                 return index
         return end
 
-    def _lose_doomed(self, ordered: list[_Entry], start: int, end: int, shown: float) -> None:
+    def _lose_doomed(self, ordered: OrderedQueue, start: int, end: int, shown: float) -> None:
         """Record ``ordered[start:end]`` (shapes that failed in this phase) as waiting; their
         reasons and bids are built when read, in the place the per-entry path puts them."""
         state = self.state
@@ -770,7 +777,7 @@ class _Cycle:
                 len(self.bids),
             )
         )
-        if ordered[start][2]:
+        if ordered.guaranteed[start]:
             return  # inside a guarantee: no bid sets the price
         reserve = self.config.reserve_price_per_gpu_hour
         for index in range(start, end):
@@ -786,10 +793,10 @@ class _Cycle:
             return
 
     def _lose_in_bulk(
-        self, ordered: list[_Entry], start: int, end: int, shown: float, guaranteed: bool
+        self, ordered: OrderedQueue, start: int, end: int, shown: float, guaranteed: bool
     ) -> None:
         """Record ``ordered[start:end]`` as waiting without looking at each one now."""
-        self.bulk.append((ordered, start, end, shown))
+        self.bulk.append((start, end, shown))
         if guaranteed:
             return
         reserve = self.config.reserve_price_per_gpu_hour
@@ -807,8 +814,9 @@ class _Cycle:
     def _over_tenant_max(self, workload: Workload, minimum: float) -> bool:
         return _over_tenant_max(self.tenants, self.tenant_used, workload, minimum)
 
-    def _try_place(self, entry: _Entry, tier: int, g: int, reach: float) -> bool:
-        workload, bid, guaranteed, _ = entry
+    def _try_place(
+        self, workload: Workload, bid: float, guaranteed: bool, *, tier: int, g: int, reach: float
+    ) -> bool:
         state = self.state
         spread = workload.kind is WorkloadKind.INFERENCE
         share = workload.gpu_share
@@ -938,7 +946,7 @@ class _Cycle:
             code, needed, 0.0, workload.tier, 0.0, 0.0, detail
         )
 
-    def finish(self, ordered: list[_Entry]) -> Decisions:
+    def finish(self, ordered: OrderedQueue) -> Decisions:
         reserve = self.config.reserve_price_per_gpu_hour
         price = clearing_price(reserve, self.highest_losing_bid)
         prices = self.prices
@@ -961,7 +969,7 @@ class _Cycle:
         losses = self.losses
         bulk = self.bulk
         exhausted = self.victim_index is not None and self.victim_index.exhausted
-        expand = self._bulk_expander()
+        expand = self._bulk_expander(ordered)
         expand_doomed = self._doomed_expander(ordered)
 
         def reasons() -> dict[WorkloadUid, WaitingReason]:
@@ -978,10 +986,14 @@ class _Cycle:
         def positions() -> dict[WorkloadUid, int]:
             waiting_uids = set(fixed)
             waiting_uids.update(loss[0].uid for loss in losses)
-            for order, start, end, _ in bulk:
-                waiting_uids.update(entry[0].uid for entry in order[start:end])
+            for start, end, _ in bulk:
+                waiting_uids.update(
+                    ordered.workload(position).uid for position in range(start, end)
+                )
             for run in doomed:
-                waiting_uids.update(entry[0].uid for entry in ordered[run.start : run.end])
+                waiting_uids.update(
+                    ordered.workload(position).uid for position in range(run.start, run.end)
+                )
             numbered: dict[WorkloadUid, int] = {}
             for entry in ordered:
                 uid = entry[0].uid
@@ -997,8 +1009,8 @@ class _Cycle:
 
         def all_bids() -> dict[WorkloadUid, float]:
             merged = dict(_splice(list(known_bids.items()), expand_doomed()[2]))
-            for order, start, end, _ in bulk:
-                for workload, bid, guaranteed, _ in order[start:end]:
+            for start, end, _ in bulk:
+                for workload, bid, guaranteed, _ in ordered.between(start, end):
                     if not guaranteed:
                         merged[workload.uid] = bid
             return merged
@@ -1045,24 +1057,10 @@ def _splice(items: list[_T], parts: list[tuple[int, list[_T]]]) -> list[_T]:
     return out
 
 
-def _phase_key(entry: _Entry) -> tuple[int, bool]:
-    return -int(entry[0].tier), not entry[2]
-
-
-def _phase_end(ordered: list[_Entry], start: int, tier: int, guaranteed: bool) -> int:
-    """Index after the last entry of the phase (``tier``, ``guaranteed``) from ``start``.
-
-    ``ordered`` is sorted by phase (tier down, work inside a guarantee first), so a
-    binary search finds it: a scan of the bulk-lost tail cost as much as the cycle's
-    placements in the replay.
-    """
-    return bisect_right(ordered, (-tier, not guaranteed), lo=start, key=_phase_key)
-
-
 __all__ = ["Tier", "run_cycle"]
 
 
-def _arrival_inside_first(entry: _Entry) -> tuple[int, int, float, str]:
+def _arrival_inside_first(entry: Entry) -> tuple[int, int, float, str]:
     """Per tier, work inside a guarantee in submission order, then borrowers (stable: the
     borrowers keep their bid order)."""
     workload, _, guaranteed, _ = entry
