@@ -44,6 +44,7 @@ from gpupool.scheduling import (
     WorkloadUid,
 )
 from gpupool.scheduling.credits import settle
+from gpupool.sim.evolve import evolved
 from gpupool.sim.policies import Policy
 from gpupool.sim.trace import TraceJob, gang_shape
 
@@ -263,7 +264,7 @@ class Simulator:
         record = self.records[uid]
         placement = decisions.bindings[uid]
         now = self.now
-        workload = replace(
+        workload = evolved(
             record.workload, allocation=Allocation(replicas=placement, started_at=now)
         )
         record.workload = workload
@@ -282,7 +283,7 @@ class Simulator:
 
     def preempt(self, uid: WorkloadUid, deadline: float) -> None:
         record = self.records[uid]
-        workload = replace(record.workload, preempted_at=self.now)
+        workload = evolved(record.workload, preempted_at=self.now)
         record.workload = workload
         self.active[uid] = workload
         self.changed[uid] = None
@@ -315,7 +316,7 @@ class Simulator:
         workload = record.workload
         assert workload.allocation is not None
         self._count_used(workload.allocation.replicas, -1)
-        record.workload = replace(
+        record.workload = evolved(
             workload,
             allocation=None,
             preempted_at=None,
