@@ -1,13 +1,18 @@
-"""The simulator's credit book-keeping: unmetered tenants, settled without
-:func:`~gpupool.scheduling.credits.settle`, pay what it would have them pay."""
+"""The simulator's book-keeping: unmetered tenants, settled without
+:func:`~gpupool.scheduling.credits.settle`, pay what it would have them pay; the cyclic
+collector is off during a replay."""
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import replace
 
-from gpupool.scheduling import PoolConfig, TenantName
+import pytest
+
+from gpupool.scheduling import Decisions, PoolConfig, Snapshot, TenantName
 from gpupool.scheduling.credits import settle
+from gpupool.sim import engine
 from gpupool.sim.engine import SimConfig, Simulator
 from gpupool.sim.policies import make_policy
 from gpupool.sim.tenants import budget_tenants, default_tenants
@@ -49,3 +54,37 @@ def test_unmetered_and_budgeted_tenants_pay_what_settle_says() -> None:
     assert sim.credit_spent["t0"] > 1.5
     assert sim.credit_spent["b"] > 0
     assert sim.tenants[over.name].credit_balance == over.credits_max
+
+
+def test_the_collector_is_off_during_a_replay_and_restored_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jobs = parse_trace(TRACE.splitlines(True)).jobs
+    policy = make_policy("gpupool", config=PoolConfig(), durations={})
+    enabled_in_cycles: list[bool] = []
+
+    class Recording:
+        """The policy, noting whether the collector is on in each cycle."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(policy, name)
+
+        def decide(self, snapshot: Snapshot) -> Decisions:
+            enabled_in_cycles.append(gc.isenabled())
+            return policy.decide(snapshot)
+
+    collected: list[int] = []
+    monkeypatch.setattr(engine, "COLLECT_EVERY_CYCLES", 1)
+    monkeypatch.setattr(engine.gc, "collect", lambda generation=2: collected.append(generation))
+    sim = Simulator(
+        jobs,
+        policy=Recording(),  # type: ignore[arg-type]
+        tenants=default_tenants({job.tenant for job in jobs}, total_gpus=8),
+        config=SimConfig(nodes=1, gpus_per_node=8),
+    )
+    assert gc.isenabled()
+    outcome = sim.run()
+    assert gc.isenabled()
+    assert outcome.unfinished == 0
+    assert enabled_in_cycles and not any(enabled_in_cycles)
+    assert collected == [1] * len(enabled_in_cycles)  # the young generations, every cycle here
