@@ -157,6 +157,8 @@ class VictimIndex:
         self._room: dict[frozenset[VictimClass], dict[NodeState, int]] = {}
         self._useful: dict[tuple[frozenset[VictimClass], int], tuple[set[NodeState], int]] = {}
         self._eligible: dict[tuple[int, bool], frozenset[VictimClass]] = {}
+        self._lowest_bids: dict[int, float] = {}
+        """The lowest bid of each tier's borrowers (see :meth:`visits_without_victim`)."""
         self._bid_of = bid_of
         self._now = now
         self.classes: dict[VictimClass, VictimQueue] = {}
@@ -259,6 +261,38 @@ class VictimIndex:
             cached = (useful, sum(room[ns] // g for ns in useful))
             self._useful[key] = cached
         return cached
+
+    def visits_without_victim(self, *, tier: int, bid: float, factor: float) -> int | None:
+        """For a borrower (a candidate outside its guarantee) bidding ``bid``: how many
+        workloads :meth:`walk` would visit (0 or 1) before it stops without a victim, when
+        it surely finds none; ``None`` when it may find one.
+
+        It finds none when no lower tier holds GPUs and even the lowest bid of the
+        candidate's own tier, times ``factor``, is at least ``bid``: the first same-tier
+        borrower it visits stops it (the bids only rise along the victim order). Most
+        searches of a replay end that way; answering them without sorting the class saves
+        the cycle's first sort when no other search needs it.
+        """
+        groups = self._groups
+        for lower in range(int(Tier.LOW), tier):
+            if groups.get((lower, False)):
+                return None
+        group = groups.get((tier, False))
+        if not group:
+            return 0
+        lowest = self._lowest_bids.get(tier)
+        if lowest is None:
+            bid_of = self._bid_of
+            lowest = self._lowest_bids[tier] = min(
+                bid_of(entry[0]) if entry[3] is None else entry[3] for entry in group
+            )
+        if lowest * factor < bid:
+            return None
+        taken = self.taken
+        for entry in group:
+            if entry[4][2] not in taken:
+                return 1  # the first one it visits (not taken) stops it
+        return 0
 
     def walk(
         self,
@@ -511,6 +545,11 @@ def find_victims(
     )
     if reachable < replicas:
         return None  # even preempting every eligible workload would not make room
+    if not guaranteed:
+        visits = index.visits_without_victim(tier=tier, bid=bid, factor=1.0 + outbid_margin_ratio)
+        if visits is not None:
+            index.visits_left -= visits  # at least 1 is left (checked above): not exhausted
+            return None
     trial = _Trial(state, g, replicas)
     walk = index.walk(
         tier=tier,

@@ -51,7 +51,7 @@ Candidate = tuple[float, float, WorkloadUid, float]
 """(``now`` minus attained service s, submitted at, UID, GPUs it holds or asks for): the
 first field is the moment the workload would have started had it run without a break,
 smallest for the one that has run longest. The lane order is the natural order of these
-tuples once the age credit is applied (:func:`with_age_credit`)."""
+tuples once the age credit is applied (:func:`choose_veterans`)."""
 
 
 def lane_candidate(workload: Workload, gpus: float) -> Candidate | None:
@@ -94,31 +94,50 @@ def choose_veterans(
     """The lane of a cycle: ``running`` are the running workloads' candidates
     (:func:`lane_candidate`) that have run at least the lane's minimum; ``pending`` are the
     waiting workloads' :func:`pending_candidate` s (those that have run long enough are
-    candidates too); ``age_credit`` is ``PoolConfig.veteran_age_credit``. Reuses the
-    ``running`` list."""
+    candidates too); ``age_credit`` is ``PoolConfig.veteran_age_credit``. May reuse the
+    ``running`` list.
+
+    The age credit raises a candidate's claim to ``age_credit`` x its time in the system
+    where that is more than its attained service: the first field becomes ``min(now -
+    attained, now - credit * (now - submitted))``, computed as ``min(now - attained, (now
+    - credit * now) + credit * submitted)``, while the candidates are listed (one tuple
+    each, not one more pass).
+    """
     if capacity_gpus <= 0:
         return frozenset()
-    candidates = running
-    candidates.extend(
-        (now - attained, submitted, uid, gpus) for attained, submitted, uid, gpus in pending
-    )
-    return select_veterans(with_age_credit(candidates, now, age_credit), capacity_gpus)
-
-
-def with_age_credit(candidates: list[Candidate], now: float, credit: float) -> list[Candidate]:
-    """The candidates with their claim raised to ``credit`` x their time in the system
-    where that is more than their attained service: the first field becomes
-    ``min(now - attained, now - credit * (now - submitted))``, computed as ``min(now -
-    attained, (now - credit * now) + credit * submitted)``. The same list when ``credit``
-    is 0."""
-    if credit <= 0:
-        return candidates
-    base = now - credit * now
-    # (claim if claim < start else start) is min(start, claim), without a call each.
-    return [
-        ((claim if (claim := base + credit * submitted) < start else start), submitted, uid, gpus)
-        for start, submitted, uid, gpus in candidates
-    ]
+    candidates: list[Candidate]
+    if age_credit <= 0:
+        candidates = running
+        candidates += [
+            (now - attained, submitted, uid, gpus) for attained, submitted, uid, gpus in pending
+        ]
+    else:
+        credit = age_credit
+        base = now - credit * now
+        # (claim if claim < start else start) is min(start, claim), without a call each.
+        candidates = [
+            (
+                (claim if (claim := base + credit * submitted) < start else start),
+                submitted,
+                uid,
+                gpus,
+            )
+            for start, submitted, uid, gpus in running
+        ]
+        candidates += [
+            (
+                (
+                    claim
+                    if (claim := base + credit * submitted) < (start := now - attained)
+                    else start
+                ),
+                submitted,
+                uid,
+                gpus,
+            )
+            for attained, submitted, uid, gpus in pending
+        ]
+    return select_veterans(candidates, capacity_gpus)
 
 
 def _gpus(workload: Workload) -> float:

@@ -9,7 +9,12 @@ import random
 import pytest
 
 from gpupool.scheduling.model import WorkloadUid
-from gpupool.scheduling.veterans import Candidate, select_veterans, with_age_credit
+from gpupool.scheduling.veterans import (
+    Candidate,
+    PendingCandidate,
+    choose_veterans,
+    select_veterans,
+)
 
 
 def uid(name: str) -> WorkloadUid:
@@ -51,6 +56,10 @@ def candidate(name: str, *, submitted: float, attained: float, gpus: float = 8.0
     return (NOW - attained, submitted, uid(name), gpus)
 
 
+def lane(candidates: list[Candidate], capacity: float, credit: float) -> frozenset[WorkloadUid]:
+    return choose_veterans(list(candidates), [], now=NOW, capacity_gpus=capacity, age_credit=credit)
+
+
 def test_the_age_credit_lets_a_starved_veteran_pass_luckier_ones() -> None:
     candidates = [
         # ran 25 h of the 28 h since it came: the lane's usual pick
@@ -58,9 +67,9 @@ def test_the_age_credit_lets_a_starved_veteran_pass_luckier_ones() -> None:
         # just past the bar after 11.6 days in the system
         candidate("starved", submitted=0.0, attained=86_400),
     ]
-    assert select_veterans(with_age_credit(list(candidates), NOW, 0.0), 8.0) == {uid("lucky")}
+    assert lane(candidates, 8.0, 0.0) == {uid("lucky")}
     # 0.3 x 1,000,000 s in the system = a claim of 300,000 s > lucky's 90,000
-    assert select_veterans(with_age_credit(list(candidates), NOW, 0.3), 8.0) == {uid("starved")}
+    assert lane(candidates, 8.0, 0.3) == {uid("starved")}
 
 
 def test_the_age_credit_keeps_the_order_of_jobs_that_ran_that_share_of_their_life() -> None:
@@ -69,14 +78,7 @@ def test_the_age_credit_keeps_the_order_of_jobs_that_ran_that_share_of_their_lif
         candidate("b", submitted=NOW - 300_000, attained=150_000),  # 50%
         candidate("c", submitted=NOW - 1_000_000, attained=300_000),  # 30%: claim unchanged
     ]
-    credited = with_age_credit(list(candidates), NOW, 0.3)
-    assert [c[0] for c in credited] == [c[0] for c in candidates]
-    assert select_veterans(credited, 16.0) == {uid("c"), uid("a")}
-
-
-def test_no_credit_is_the_same_list() -> None:
-    candidates = [candidate("a", submitted=0.0, attained=86_400)]
-    assert with_age_credit(candidates, NOW, 0.0) is candidates
+    assert lane(candidates, 16.0, 0.3) == lane(candidates, 16.0, 0.0) == {uid("c"), uid("a")}
 
 
 def reference_claims(candidates: list[Candidate], now: float, credit: float) -> list[Candidate]:
@@ -120,10 +122,20 @@ def test_the_lane_is_the_reference_lane_ties_included(seed: int) -> None:
         )
         for i in range(rng.choice([0, 1, 3, 30, 200]))
     ]
+    # Some of them wait: (attained, submitted, UID, GPUs), their start is now - attained.
+    waiting = rng.sample(range(len(candidates)), len(candidates) // 3)
+    running = [c for i, c in enumerate(candidates) if i not in waiting]
+    pending: list[PendingCandidate] = [
+        (now - start, submitted, name, gpus)
+        for i, (start, submitted, name, gpus) in enumerate(candidates)
+        if i in waiting
+    ]
+    as_running = running + [(now - a, s, name, g) for a, s, name, g in pending]
     for credit in (0.0, 0.3, rng.random()):
-        claims = reference_claims(list(candidates), now, credit)
-        credited = with_age_credit(list(candidates), now, credit)
-        assert [c[0].hex() for c in credited] == [c[0].hex() for c in claims]
-        assert credited == claims
         for capacity in (0.0, 8.0, rng.uniform(0.0, 400.0)):
-            assert select_veterans(credited, capacity) == reference_lane(list(claims), capacity)
+            chosen = choose_veterans(
+                list(running), pending, now=now, capacity_gpus=capacity, age_credit=credit
+            )
+            reference = reference_lane(reference_claims(list(as_running), now, credit), capacity)
+            assert chosen == reference
+    assert select_veterans(list(as_running), 8.0) == reference_lane(list(as_running), 8.0)
