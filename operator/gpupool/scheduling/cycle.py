@@ -450,22 +450,56 @@ class _Cycle:
             return inside
         tenants = queue.column("tenant")
         fulls = queue.column("full")  # the full gang's GPUs (requested_gpus)
-        by_arrival = self.config.guarantee_order is GuaranteeOrder.ARRIVAL
-        workloads = queue.workloads if by_arrival else []
-        neg_tiers = queue.column("neg_tier") if by_arrival else tenants
+        # Only what fits its tenant's whole headroom can ever fit (it only shrinks): the
+        # candidates of every tenant at once, in queue order.
+        rooms = np.full(len(codes), -np.inf)
+        for code, unused in with_room:
+            rooms[code] = unused
+        candidates: list[int] = np.flatnonzero(fulls <= rooms[tenants]).tolist()
+        candidate_tenants: list[int] = tenants[candidates].tolist()
+        candidate_fulls: list[float] = fulls[candidates].tolist()
+        if self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
+            return self._inside_by_arrival(
+                queue, with_room, candidates, candidate_tenants, candidate_fulls
+            )
+        left = dict(with_room)
+        for index, code, full in zip(candidates, candidate_tenants, candidate_fulls, strict=True):
+            room = left[code]
+            if full <= room:
+                left[code] = room - full
+                inside.append(index)
+        return inside
+
+    @staticmethod
+    def _inside_by_arrival(
+        queue: Queue,
+        with_room: list[tuple[int, float]],
+        candidates: list[int],
+        candidate_tenants: list[int],
+        candidate_fulls: list[float],
+    ) -> list[int]:
+        """:meth:`_inside_guarantee` with ``GuaranteeOrder.ARRIVAL``: each tenant's
+        candidates first-fit in (tier, submission, UID) order."""
+        workloads = queue.workloads
+        neg_tiers = queue.column("neg_tier")
+        inside: list[int] = []
         for code, unused in with_room:
             room = unused
-            # Only what fits the whole headroom can ever fit (it only shrinks).
-            candidates: list[int] = np.flatnonzero((tenants == code) & (fulls <= room)).tolist()
-            if by_arrival:
-                candidates.sort(
-                    key=lambda index: (
-                        int(neg_tiers[index]),
-                        workloads[index].submitted_at,
-                        workloads[index].uid,
-                    )
+            mine = [
+                (index, full)
+                for index, tenant, full in zip(
+                    candidates, candidate_tenants, candidate_fulls, strict=True
                 )
-            for index, full in zip(candidates, fulls[candidates].tolist(), strict=True):
+                if tenant == code
+            ]
+            mine.sort(
+                key=lambda pair: (
+                    int(neg_tiers[pair[0]]),
+                    workloads[pair[0]].submitted_at,
+                    workloads[pair[0]].uid,
+                )
+            )
+            for index, full in mine:
                 if full <= room:
                     room -= full
                     inside.append(index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from sched_builders import every_decision
@@ -20,7 +21,7 @@ from gpupool.scheduling import (
 )
 from gpupool.scheduling import cycle as cycle_module
 from gpupool.scheduling.auction import Bidder
-from gpupool.scheduling.config import FairnessAgentConfig
+from gpupool.scheduling.config import FairnessAgentConfig, GuaranteeOrder
 from gpupool.scheduling.queue_order import PendingTable, order_queue, pending_facts
 from gpupool.scheduling.workload_index import workload_index
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
@@ -107,8 +108,7 @@ def test_full_ties_go_by_uid_whatever_the_rows() -> None:
     queue = order_queue(table, rows, now=1000.0, bidder=bidder, budgets={TenantName("rich"): 1e9})
     assert [w.uid for w in queue.workloads] == ["a", "b", "c", "d"]
     assert len(set(queue.bids)) == 1
-    # Rows added after a ranking are ranked among the others (one by one, or by a sort
-    # of every row when many arrive at once).
+    # Rows added later go among the others by UID too (a few, or many at once).
     for added in (["e", "aa"], [f"b{i:02d}" for i in range(40)]):
         rows += [
             table.add(pending_facts(Workload(uid=WorkloadUid(u), name=u, **same), bidder, 0.0))[15]
@@ -157,3 +157,43 @@ def test_a_fresh_table_replaces_one_full_of_gone_rows_without_changing_decisions
     # It grew to the bound, then a fresh table with only the queue's 30 rows took over.
     assert max(sizes) > 1024
     assert 30 in sizes[sizes.index(max(sizes)) :]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_inside_guarantee_is_first_fit_per_tenant_in_queue_order(seed: int) -> None:
+    rng = random.Random(seed)
+    now = 40_000.0
+    bidder = Bidder(now, PoolConfig())
+    queue_workloads = _random_queue(rng, rng.choice([1, 40, 300]), now)
+    table = PendingTable()
+    rows = [table.add(pending_facts(w, bidder, 0.0))[15] for w in queue_workloads]
+    budgets = {name: bidder.budget(tenant) for name, tenant in TENANTS.items()}
+    queue = order_queue(table, rows, now=now, bidder=bidder, budgets=budgets)
+    headroom = {name: rng.choice([-2.0, 0.0, 3.0, 8.5, 40.0]) for name in TENANTS}
+    for order in GuaranteeOrder:
+        # The method reads only the config of its cycle.
+        cycle = SimpleNamespace(
+            config=replace(PoolConfig(), guarantee_order=order),
+            _inside_by_arrival=cycle_module._Cycle._inside_by_arrival,
+        )
+        inside = cycle_module._Cycle._inside_guarantee(cycle, queue, dict(headroom))  # type: ignore[arg-type]
+        reference: list[int] = []
+        for name, unused in headroom.items():
+            room = unused
+            positions = [i for i, w in enumerate(queue.workloads) if w.tenant == name]
+            if order is GuaranteeOrder.ARRIVAL:
+                positions.sort(
+                    key=lambda i: (
+                        -queue.workloads[i].tier,
+                        queue.workloads[i].submitted_at,
+                        queue.workloads[i].uid,
+                    )
+                )
+            for i in positions:
+                full = float(queue.workloads[i].requested_gpus)
+                if room > 0 and full <= room:
+                    room -= full
+                    reference.append(i)
+        assert sorted(inside) == sorted(reference)
+        assert len(inside) == len(set(inside))
+    assert any(headroom.values())
