@@ -15,6 +15,7 @@ the order is the same total order (full ties in tier, bid and submission broken 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
@@ -145,13 +146,16 @@ class PendingTable(dict[str, PendingFacts]):
         """Submitted, attained, denominator, bonus, explicit bid, aging start, credit
         cap GPU-hours (these three NaN for None), GPUs of the full gang."""
         self.ints = np.empty((len(_INT_COLUMNS), size), dtype=np.intp)
-        """-tier and tenant code."""
+        """-tier, tenant code and UID rank (rows in UID order have ascending ranks: the
+        last key of the sort, so full ties need no pass of their own)."""
         self.valid = np.empty(size, dtype=bool)
         self.lane = np.empty(size, dtype=bool)
         """Whether the row's workload is a veterans' lane candidate (``facts[14]``)."""
         self.live = np.empty(size, dtype=bool)
         """Whether the row is a workload pending now (set by :mod:`.workload_index`)."""
         self.candidates: list[PendingCandidate | None] = []
+        self._sorted_uids: list[WorkloadUid] = []
+        """The UIDs of the ranked rows, sorted (a row's rank is its UID's place here)."""
 
     def add(self, facts: tuple[Any, ...]) -> PendingFacts:
         """Keep ``facts`` (all but the row) under its UID in a new row; the complete facts."""
@@ -171,7 +175,7 @@ class PendingTable(dict[str, PendingFacts]):
             _NAN if gpu_hours is None else gpu_hours,
             full,
         )
-        self.ints[:, row] = (neg_tier, code)
+        self.ints[:, row] = (neg_tier, code, 0)  # the rank: see ranked()
         self.valid[row] = valid
         candidate = facts[14]
         self.lane[row] = candidate is not None
@@ -184,6 +188,28 @@ class PendingTable(dict[str, PendingFacts]):
         complete: PendingFacts = (*facts, row)
         self[uid] = complete
         return complete
+
+    def ranked(self) -> PendingTable:
+        """The table with every row's UID rank set (rows added since the last call are
+        ranked one by one when few, else all rows at once by a sort)."""
+        ranked = len(self._sorted_uids)
+        if ranked == self.rows:
+            return self
+        uids = self.uids
+        if self.rows - ranked <= _RANK_ONE_BY_ONE:
+            sorted_uids = self._sorted_uids
+            for row in range(ranked, self.rows):
+                uid = uids[row]
+                rank = bisect_left(sorted_uids, uid)
+                sorted_uids.insert(rank, uid)
+                ranks = self.ints[_RANK, :row]
+                ranks[ranks >= rank] += 1
+                self.ints[_RANK, row] = rank
+        else:
+            in_order = sorted(range(self.rows), key=uids.__getitem__)
+            self.ints[_RANK, in_order] = np.arange(self.rows)
+            self._sorted_uids = [uids[row] for row in in_order]
+        return self
 
     def lane_candidates(self, rows: npt.NDArray[np.intp]) -> list[PendingCandidate]:
         """The veterans' lane candidates among ``rows``, in that order."""
@@ -226,7 +252,11 @@ def _doubled(column: _A, rows: int) -> _A:
 
 _FLOAT_COLUMNS = 8
 _FULL = 7
-_INT_COLUMNS = ("neg_tier", "tenant")
+_INT_COLUMNS = ("neg_tier", "tenant", "uid_rank")
+_RANK = 2
+_RANK_ONE_BY_ONE = 16
+"""New rows ranked one by one (each shifts the ranks after it) up to this many; more are
+ranked by sorting every row."""
 _NAN = float("nan")
 
 
@@ -253,7 +283,7 @@ def order_queue(
     submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _ = table.floats[
         :, at
     ]
-    neg_tiers, codes = table.ints[:, at]
+    neg_tiers, codes, ranks = table.ranked().ints[:, at]
     base = bidder.base_bid
     bases = bidder.bases
     max_bid = bidder.max_bid
@@ -288,57 +318,7 @@ def order_queue(
         bid = np.where(np.isnan(gpu_hours) | (bid < cap), bid, cap)
     if rejected:
         keep = np.flatnonzero(biddable)
-        order = keep[_sorted(neg_tiers[keep], bid[keep], submitted[keep], at[keep], table.uids)]
+        order = keep[np.lexsort((ranks[keep], submitted[keep], -bid[keep], neg_tiers[keep]))]
     else:
-        order = _sorted(neg_tiers, bid, submitted, at, table.uids)
+        order = np.lexsort((ranks, submitted, -bid, neg_tiers))
     return Queue(at[order], bid[order], table, rejected)
-
-
-def _sorted(
-    neg_tiers: npt.NDArray[np.intp],
-    bids: _Floats,
-    submitted: _Floats,
-    rows: npt.NDArray[np.intp],
-    uids: list[WorkloadUid],
-) -> npt.NDArray[np.intp]:
-    """The positions in (-tier, -bid, submitted, UID) order.
-
-    Stable sorts from the last key up, without a UID column: by submission first (the
-    rows come mostly in submission order, which a stable sort finds in one pass), then by
-    bid, then by tier where there are several; the rare full ties in the first three
-    keys are then put in UID order where they stand. (A four-key ``lexsort`` over a UID
-    rank kept per row cost more, the rank upkeep included.)
-    """
-    order = np.argsort(submitted, kind="stable")
-    order = order[np.argsort(-bids[order], kind="stable")]
-    several_tiers = len(order) > 1 and neg_tiers.min() != neg_tiers.max()
-    if several_tiers:
-        order = order[np.argsort(neg_tiers[order], kind="stable")]
-    in_order = bids[order]
-    tied = (in_order[1:] == in_order[:-1]) | (np.isnan(in_order[1:]) & np.isnan(in_order[:-1]))
-    in_order = submitted[order]
-    tied &= in_order[1:] == in_order[:-1]
-    if several_tiers:
-        tiers_in_order = neg_tiers[order]
-        tied &= tiers_in_order[1:] == tiers_in_order[:-1]
-    if tied.any():
-        _uids_within_ties(order, np.flatnonzero(tied).tolist(), rows, uids)
-    return order
-
-
-def _uids_within_ties(
-    order: npt.NDArray[np.intp],
-    tied: list[int],
-    rows: npt.NDArray[np.intp],
-    uids: list[WorkloadUid],
-) -> None:
-    """Sort each run of tied entries of ``order`` by UID, in place (``tied``: ascending
-    positions ``i`` whose entry ties with the one at ``i + 1``)."""
-    start = previous = tied[0]
-    for position in [*tied[1:], -2]:
-        if position != previous + 1:
-            run = order[start : previous + 2].tolist()
-            run.sort(key=lambda index: uids[rows[index]])
-            order[start : previous + 2] = run
-            start = position
-        previous = position

@@ -108,7 +108,8 @@ def test_full_ties_go_by_uid_whatever_the_rows() -> None:
     queue = order_queue(table, rows, now=1000.0, bidder=bidder, budgets={TenantName("rich"): 1e9})
     assert [w.uid for w in queue.workloads] == ["a", "b", "c", "d"]
     assert len(set(queue.bids)) == 1
-    # Rows added later go among the others by UID too (a few, or many at once).
+    # Rows added after a ranking are ranked among the others (one by one, or by a sort
+    # of every row when many arrive at once).
     for added in (["e", "aa"], [f"b{i:02d}" for i in range(40)]):
         rows += [
             table.add(pending_facts(Workload(uid=WorkloadUid(u), name=u, **same), bidder, 0.0))[15]
