@@ -92,7 +92,6 @@ from gpupool.scheduling.shapes import (
     EPSILON,
     Shape,
     closest_to_fitting,
-    shape_of,
     too_large_for,
 )
 from gpupool.scheduling.snapshot import Snapshot
@@ -429,6 +428,7 @@ class _Cycle:
             neg_tiers.tolist(),
             workloads=table.workloads,
             minimums=table.minimums,
+            shapes=table.shapes,
         )
         if inside and self.config.guarantee_order is GuaranteeOrder.ARRIVAL:
             return ordered.reordered(_arrival_inside_first)
@@ -519,6 +519,7 @@ class _Cycle:
         rows = ordered.rows
         workloads = ordered.workloads
         minimums = ordered.minimums
+        shapes = ordered.shapes
         bid_column = ordered.bids
         flags = ordered.guaranteed
         failed: set[Shape] = set()
@@ -595,7 +596,7 @@ class _Cycle:
                 continue
             available = state.free_total + state.rel_total
             if available + reach + EPSILON >= minimum or (share is not None and state.shared):
-                shape = shape_of(workload)
+                shape = shapes[row]
                 if shape not in failed:
                     if self._try_place(workload, bid, guaranteed, tier=tier, g=g, reach=reach):
                         used[workload.tenant] = used.get(workload.tenant, 0.0) + self._taken_gpus(
@@ -785,13 +786,11 @@ class _Cycle:
     ) -> int:
         """The first index from ``start`` (before ``end``, the phase end) whose entry may
         still be placed: its shape has not failed, or the bulk shortcut takes it."""
-        workloads = ordered.workloads
+        shapes = ordered.shapes
         rows = ordered.rows
         bids = ordered.bids
         for index in range(start, end):
-            if (floor is not None and bids[index] <= floor) or shape_of(
-                workloads[rows[index]]
-            ) not in failed:
+            if (floor is not None and bids[index] <= floor) or shapes[rows[index]] not in failed:
                 return index
         return end
 
@@ -986,18 +985,19 @@ class _Cycle:
         prices = self.prices
         preempted = self.preemptions
         ask: dict[int, float] = {}
+        inf = float("inf")
         for uid, tier, bid in self.borrowers:
             if uid in preempted:
                 continue
             prices[uid] = bid if bid < price else price
-            if bid < ask.get(tier, float("inf")):
+            if bid < ask.get(tier, inf):
                 ask[tier] = bid
         for uid, tier, bid, guaranteed in self.winners:
             if guaranteed:
                 prices[uid] = 0.0
                 continue
             prices[uid] = borrower_price(bid, price)
-            if bid < ask.get(tier, float("inf")):
+            if bid < ask.get(tier, inf):
                 ask[tier] = bid
         fixed = self.waiting
         losses = self.losses

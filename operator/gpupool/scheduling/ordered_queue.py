@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 
 from gpupool.scheduling.model import Workload
+from gpupool.scheduling.shapes import Shape
 
 Entry = tuple[Workload, float, bool, float]
 """A pending workload in order: (workload, effective bid, inside guarantee, GPUs of its
@@ -23,12 +24,12 @@ smallest allowed gang)."""
 class OrderedQueue:
     """The pending workloads in order (position ``i``: the ``i``-th), as columns.
 
-    ``rows`` indexes ``workloads`` and ``minimums`` (the pending table's columns, which
+    ``rows`` indexes ``workloads``, ``minimums`` and ``shapes`` (the pending table's columns, which
     only grow: rows read later still hold the same workloads); ``bids``, ``guaranteed``
     and ``neg_tiers`` are per position.
     """
 
-    __slots__ = ("bids", "guaranteed", "minimums", "neg_tiers", "rows", "workloads")
+    __slots__ = ("bids", "guaranteed", "minimums", "neg_tiers", "rows", "shapes", "workloads")
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class OrderedQueue:
         *,
         workloads: Sequence[Workload],
         minimums: Sequence[float],
+        shapes: Sequence[Shape],
     ) -> None:
         self.rows = rows
         self.bids = bids
@@ -47,6 +49,8 @@ class OrderedQueue:
         self.neg_tiers = neg_tiers
         self.workloads = workloads
         self.minimums = minimums
+        self.shapes = shapes
+        """Per row, like ``workloads``: each one's :func:`~.shapes.shape_of`."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -104,4 +108,5 @@ class OrderedQueue:
             [self.neg_tiers[position] for position in order],
             workloads=self.workloads,
             minimums=self.minimums,
+            shapes=self.shapes,
         )

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from gpupool.scheduling.auction import Bidder
 from gpupool.scheduling.model import TenantName, Workload, WorkloadUid
-from gpupool.scheduling.shapes import valid_shape
+from gpupool.scheduling.shapes import Shape, shape_of, valid_shape
 from gpupool.scheduling.veterans import PendingCandidate, pending_candidate
 
 PendingFacts = tuple[
@@ -141,6 +141,8 @@ class PendingTable(dict[str, PendingFacts]):
         self.workloads: list[Workload] = []
         self.uids: list[WorkloadUid] = []
         self.minimums: list[float] = []
+        self.shapes: list[Shape] = []
+        """Each row's :func:`~.shapes.shape_of` (what placement depends on)."""
         size = _GROW
         self.floats = np.empty((_FLOAT_COLUMNS, size), dtype=np.float64)
         """Submitted, attained, denominator, bonus, explicit bid, aging start, credit
@@ -184,6 +186,7 @@ class PendingTable(dict[str, PendingFacts]):
         self.workloads.append(workload)
         self.uids.append(uid)
         self.minimums.append(minimum)
+        self.shapes.append(shape_of(workload))
         self.rows = row + 1
         complete: PendingFacts = (*facts, row)
         self[uid] = complete
