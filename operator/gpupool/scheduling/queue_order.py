@@ -15,7 +15,6 @@ the order is the same total order (full ties in tier, bid and submission broken 
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from gpupool.scheduling.arrival_keys import ArrivalKey, ArrivalKeys
 from gpupool.scheduling.auction import Bidder
 from gpupool.scheduling.model import TenantName, Workload, WorkloadUid
 from gpupool.scheduling.shapes import Shape, shape_of, valid_shape
@@ -146,18 +146,19 @@ class PendingTable(dict[str, PendingFacts]):
         size = _GROW
         self.floats = np.empty((_FLOAT_COLUMNS, size), dtype=np.float64)
         """Submitted, attained, denominator, bonus, explicit bid, aging start, credit
-        cap GPU-hours (these three NaN for None), GPUs of the full gang."""
+        cap GPU-hours (these three NaN for None), GPUs of the full gang, and the arrival
+        key (:mod:`.arrival_keys`: ascends with (submitted, UID), set by :meth:`arranged`)."""
         self.ints = np.empty((len(_INT_COLUMNS), size), dtype=np.intp)
-        """-tier, tenant code and UID rank (rows in UID order have ascending ranks: the
-        last key of the sort, so full ties need no pass of their own)."""
+        """-tier and tenant code."""
         self.valid = np.empty(size, dtype=bool)
         self.lane = np.empty(size, dtype=bool)
         """Whether the row's workload is a veterans' lane candidate (``facts[14]``)."""
         self.live = np.empty(size, dtype=bool)
         """Whether the row is a workload pending now (set by :mod:`.workload_index`)."""
         self.candidates: list[PendingCandidate | None] = []
-        self._sorted_uids: list[WorkloadUid] = []
-        """The UIDs of the ranked rows, sorted (a row's rank is its UID's place here)."""
+        self._arrival = ArrivalKeys()
+        self._unkeyed: list[ArrivalKey] = []
+        """(submitted at, UID) of the rows added since :meth:`arranged` last keyed them."""
 
     def add(self, facts: tuple[Any, ...]) -> PendingFacts:
         """Keep ``facts`` (all but the row) under its UID in a new row; the complete facts."""
@@ -176,8 +177,10 @@ class PendingTable(dict[str, PendingFacts]):
             _NAN if aging_from is None else aging_from,
             _NAN if gpu_hours is None else gpu_hours,
             full,
+            _NAN,  # the arrival key: see arranged()
         )
-        self.ints[:, row] = (neg_tier, code, 0)  # the rank: see ranked()
+        self.ints[:, row] = (neg_tier, code)
+        self._unkeyed.append((submitted, uid))
         self.valid[row] = valid
         candidate = facts[14]
         self.lane[row] = candidate is not None
@@ -192,26 +195,11 @@ class PendingTable(dict[str, PendingFacts]):
         self[uid] = complete
         return complete
 
-    def ranked(self) -> PendingTable:
-        """The table with every row's UID rank set (rows added since the last call are
-        ranked one by one when few, else all rows at once by a sort)."""
-        ranked = len(self._sorted_uids)
-        if ranked == self.rows:
-            return self
-        uids = self.uids
-        if self.rows - ranked <= _RANK_ONE_BY_ONE:
-            sorted_uids = self._sorted_uids
-            for row in range(ranked, self.rows):
-                uid = uids[row]
-                rank = bisect_left(sorted_uids, uid)
-                sorted_uids.insert(rank, uid)
-                ranks = self.ints[_RANK, :row]
-                ranks[ranks >= rank] += 1
-                self.ints[_RANK, row] = rank
-        else:
-            in_order = sorted(range(self.rows), key=uids.__getitem__)
-            self.ints[_RANK, in_order] = np.arange(self.rows)
-            self._sorted_uids = [uids[row] for row in in_order]
+    def arranged(self) -> PendingTable:
+        """The table with every row's arrival key set (:mod:`.arrival_keys`)."""
+        if self._unkeyed:
+            self._arrival.extend(self._unkeyed, self.floats[_ARRIVAL])
+            self._unkeyed = []
         return self
 
     def lane_candidates(self, rows: npt.NDArray[np.intp]) -> list[PendingCandidate]:
@@ -253,13 +241,10 @@ def _doubled(column: _A, rows: int) -> _A:
     return grown  # type: ignore[return-value]
 
 
-_FLOAT_COLUMNS = 8
+_FLOAT_COLUMNS = 9
 _FULL = 7
-_INT_COLUMNS = ("neg_tier", "tenant", "uid_rank")
-_RANK = 2
-_RANK_ONE_BY_ONE = 16
-"""New rows ranked one by one (each shifts the ranks after it) up to this many; more are
-ranked by sorting every row."""
+_ARRIVAL = 8
+_INT_COLUMNS = ("neg_tier", "tenant")
 _NAN = float("nan")
 
 
@@ -283,10 +268,10 @@ def order_queue(
     at = np.asarray(rows, dtype=np.intp)
     if not len(at):
         return Queue(at, np.empty(0), table, [])
-    submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _ = table.floats[
-        :, at
-    ]
-    neg_tiers, codes, ranks = table.ranked().ints[:, at]
+    submitted, attained, denominator, bonus, explicit, aging_from, gpu_hours, _, arrival = (
+        table.arranged().floats[:, at]
+    )
+    neg_tiers, codes = table.ints[:, at]
     base = bidder.base_bid
     bases = bidder.bases
     max_bid = bidder.max_bid
@@ -321,7 +306,15 @@ def order_queue(
         bid = np.where(np.isnan(gpu_hours) | (bid < cap), bid, cap)
     if rejected:
         keep = np.flatnonzero(biddable)
-        order = keep[np.lexsort((ranks[keep], submitted[keep], -bid[keep], neg_tiers[keep]))]
+        order = keep[_sort(arrival[keep], bid[keep], neg_tiers[keep])]
     else:
-        order = np.lexsort((ranks, submitted, -bid, neg_tiers))
+        order = _sort(arrival, bid, neg_tiers)
     return Queue(at[order], bid[order], table, rejected)
+
+
+def _sort(arrival: _Floats, bids: _Floats, neg_tiers: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The positions in (-tier, -bid, submitted, UID) order: the arrival key stands for
+    the last two; the tier is left out when every entry has the same."""
+    if len(neg_tiers) and (neg_tiers == neg_tiers[0]).all():
+        return np.lexsort((arrival, -bids))
+    return np.lexsort((arrival, -bids, neg_tiers))
