@@ -230,16 +230,19 @@ class _Cycle:
         )
         self.table = index.table
         self.pending_rows = index.pending_rows()
-        running = self.running
-        running_facts = self.running_facts
-        holds: list[Hold] = []
-        for workload, facts in index.held:
-            if facts is None:
-                self._index_releasing(workload, holds)
-                continue
-            running.append(facts[1])
-            running_facts.append(facts)
-            holds.append(facts[10])
+        held = index.held
+        self.running_facts = running_facts = [facts for _, facts in held if facts is not None]
+        self.running = [facts[1] for facts in running_facts]
+        holds: list[Hold]
+        if len(running_facts) == len(held):  # nothing terminating or on a lost GPU
+            holds = [facts[10] for facts in running_facts]
+        else:
+            holds = []
+            for workload, maybe in held:
+                if maybe is None:
+                    self._index_releasing(workload, holds)
+                else:
+                    holds.append(maybe[10])
         kept.releasing = self.releasing
         self.state = kept.lend(self.snapshot.nodes, self.config.health, holds)
 
