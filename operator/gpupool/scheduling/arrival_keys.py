@@ -28,7 +28,7 @@ ONE_BY_ONE = 16
 class ArrivalKeys:
     """The keys of a table's rows (see the module); :meth:`extend` keys new rows."""
 
-    __slots__ = ("_keys", "_rows", "_sorted", "_values")
+    __slots__ = ("_keys", "_sorted", "_values")
 
     def __init__(self) -> None:
         self._keys: list[ArrivalKey] = []
@@ -37,8 +37,6 @@ class ArrivalKeys:
         """The same, ascending."""
         self._values: list[float] = []
         """The key of each entry of :attr:`_sorted` (strictly ascending)."""
-        self._rows: list[int] = []
-        """The row of each entry of :attr:`_sorted`."""
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -53,23 +51,25 @@ class ArrivalKeys:
             return
         ordered = self._sorted
         values = self._values
-        rows = self._rows
         for row, key in enumerate(keys, start=first):
-            at = bisect_left(ordered, key)
-            if at == len(values):
+            if not ordered or ordered[-1] <= key:  # the usual case: it came last
                 value = values[-1] + 1.0 if values else 0.0
-            elif at == 0:
+                ordered.append(key)
+                values.append(value)
+                column[row] = value
+                continue
+            at = bisect_left(ordered, key)
+            if at == 0:
                 value = values[0] - 1.0
             else:
                 low, high = values[at - 1], values[at]
                 value = (low + high) / 2
                 if not low < value < high:  # no float between them: renumber every row
                     self._renumber(column, upto=row + 1)
-                    ordered, values, rows = self._sorted, self._values, self._rows
+                    ordered, values = self._sorted, self._values
                     continue
             ordered.insert(at, key)
             values.insert(at, value)
-            rows.insert(at, row)
             column[row] = value
 
     def _renumber(self, column: npt.NDArray[np.float64], upto: int | None = None) -> None:
@@ -77,7 +77,6 @@ class ArrivalKeys:
         keys = self._keys
         count = len(keys) if upto is None else upto
         rows = sorted(range(count), key=keys.__getitem__)
-        self._rows = rows
         self._sorted = [keys[row] for row in rows]
         self._values = [float(value) for value in range(count)]
         column[rows] = np.arange(count, dtype=np.float64)
