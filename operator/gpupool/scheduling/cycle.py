@@ -411,24 +411,22 @@ class _Cycle:
         rows = queue.rows
         bids = queue.bid_column
         neg_tiers = queue.column("neg_tier")
+        guaranteed = np.zeros(len(rows), dtype=bool)
         if inside:
             # Per tier, work inside a guarantee first, then the borrowers, each in order
             # (a stable sort: the queue is in tier order already).
-            flags = np.zeros(len(rows), dtype=bool)
-            flags[inside] = True
-            regroup = np.lexsort((~flags, neg_tiers))
+            guaranteed[inside] = True
+            regroup = np.lexsort((~guaranteed, neg_tiers))
             rows = rows[regroup]
             bids = bids[regroup]
             neg_tiers = neg_tiers[regroup]
-            guaranteed: list[bool] = flags[regroup].tolist()
-        else:
-            guaranteed = [False] * len(rows)
+            guaranteed = guaranteed[regroup]
         table = self.table
         ordered = OrderedQueue(
-            rows.tolist(),
-            bids.tolist(),
+            rows,
+            bids,
             guaranteed,
-            neg_tiers.tolist(),
+            neg_tiers,
             workloads=table.workloads,
             minimums=table.minimums,
             shapes=table.shapes,
@@ -519,12 +517,12 @@ class _Cycle:
         bids = self.bids
         losses = self.losses
         # The queue's columns, read directly (its entries are built only when read).
-        rows = ordered.rows
+        row_at = ordered.row_at
+        bid_at = ordered.bid_at
+        guaranteed_at = ordered.guaranteed_at
         workloads = ordered.workloads
         minimums = ordered.minimums
         shapes = ordered.shapes
-        bid_column = ordered.bids
-        flags = ordered.guaranteed
         failed: set[Shape] = set()
         phase_end = live_from = 0
         phase_tier: int | None = None
@@ -537,10 +535,10 @@ class _Cycle:
         position = 0
         count = len(ordered)
         while position < count:
-            row = rows[position]
+            row = row_at(position)
             workload = workloads[row]
-            bid = bid_column[position]
-            guaranteed = flags[position]
+            bid = bid_at(position)
+            guaranteed = guaranteed_at(position)
             minimum = minimums[row]
             position += 1
             tier = int(workload.tier)
@@ -790,10 +788,12 @@ class _Cycle:
         """The first index from ``start`` (before ``end``, the phase end) whose entry may
         still be placed: its shape has not failed, or the bulk shortcut takes it."""
         shapes = ordered.shapes
-        rows = ordered.rows
-        bids = ordered.bids
+        row_at = ordered.row_at
+        bid_at = ordered.bid_at
         for index in range(start, end):
-            if (floor is not None and bids[index] <= floor) or shapes[rows[index]] not in failed:
+            if (floor is not None and bid_at(index) <= floor) or shapes[
+                row_at(index)
+            ] not in failed:
                 return index
         return end
 
@@ -813,7 +813,7 @@ class _Cycle:
                 len(self.bids),
             )
         )
-        if ordered.guaranteed[start]:
+        if ordered.guaranteed_at(start):
             return  # inside a guarantee: no bid sets the price
         reserve = self.config.reserve_price_per_gpu_hour
         for index in range(start, end):

@@ -10,8 +10,10 @@ the walk itself on the philly-dev replay (hundreds built, a few dozen read per c
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from gpupool.scheduling.model import Workload
 from gpupool.scheduling.shapes import Shape
@@ -24,19 +26,32 @@ smallest allowed gang)."""
 class OrderedQueue:
     """The pending workloads in order (position ``i``: the ``i``-th), as columns.
 
-    ``rows`` indexes ``workloads``, ``minimums`` and ``shapes`` (the pending table's columns, which
-    only grow: rows read later still hold the same workloads); ``bids``, ``guaranteed``
-    and ``neg_tiers`` are per position.
+    ``rows`` indexes ``workloads``, ``minimums`` and ``shapes`` (the pending table's
+    columns, which only grow: rows read later still hold the same workloads); ``rows``,
+    ``bids``, ``guaranteed`` and ``neg_tiers`` are arrays by position, read one item at
+    a time (``row_at``, ``bid_at``, ``guaranteed_at``: Python numbers, as the lists they
+    stand for would give), so that no list of them is built per cycle.
     """
 
-    __slots__ = ("bids", "guaranteed", "minimums", "neg_tiers", "rows", "shapes", "workloads")
+    __slots__ = (
+        "bid_at",
+        "bids",
+        "guaranteed",
+        "guaranteed_at",
+        "minimums",
+        "neg_tiers",
+        "row_at",
+        "rows",
+        "shapes",
+        "workloads",
+    )
 
     def __init__(
         self,
-        rows: list[int],
-        bids: list[float],
-        guaranteed: list[bool],
-        neg_tiers: list[int],
+        rows: npt.NDArray[np.intp],
+        bids: npt.NDArray[np.float64],
+        guaranteed: npt.NDArray[np.bool_],
+        neg_tiers: npt.NDArray[np.intp],
         *,
         workloads: Sequence[Workload],
         minimums: Sequence[float],
@@ -51,16 +66,19 @@ class OrderedQueue:
         self.minimums = minimums
         self.shapes = shapes
         """Per row, like ``workloads``: each one's :func:`~.shapes.shape_of`."""
+        self.row_at: Callable[[int], int] = rows.item
+        self.bid_at: Callable[[int], float] = bids.item
+        self.guaranteed_at: Callable[[int], bool] = guaranteed.item
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, position: int) -> Entry:
-        row = self.rows[position]
+        row = self.row_at(position)
         return (
             self.workloads[row],
-            self.bids[position],
-            self.guaranteed[position],
+            self.bid_at(position),
+            self.guaranteed_at(position),
             self.minimums[row],
         )
 
@@ -68,7 +86,7 @@ class OrderedQueue:
         return iter(self.between(0, len(self.rows)))
 
     def workload(self, position: int) -> Workload:
-        return self.workloads[self.rows[position]]
+        return self.workloads[self.row_at(position)]
 
     def between(self, start: int, end: int) -> list[Entry]:
         """The entries at positions ``start`` to ``end`` (excluded)."""
@@ -77,9 +95,9 @@ class OrderedQueue:
         return [
             (workloads[row], bid, guaranteed, minimums[row])
             for row, bid, guaranteed in zip(
-                self.rows[start:end],
-                self.bids[start:end],
-                self.guaranteed[start:end],
+                self.rows[start:end].tolist(),
+                self.bids[start:end].tolist(),
+                self.guaranteed[start:end].tolist(),
                 strict=True,
             )
         ]
@@ -89,23 +107,18 @@ class OrderedQueue:
         ``start``: the queue is sorted by phase (tier down, work inside a guarantee first),
         so a binary search finds it (a scan of the bulk-lost tail cost as much as the
         cycle's placements in the replay)."""
-        neg_tiers = self.neg_tiers
-        flags = self.guaranteed
-        return bisect_right(
-            range(len(neg_tiers)),
-            (-tier, not guaranteed),
-            lo=start,
-            key=lambda position: (neg_tiers[position], not flags[position]),
-        )
+        # The phase as one ascending number: 2 x -tier, plus 1 outside a guarantee.
+        phases = 2 * self.neg_tiers[start:] + ~self.guaranteed[start:]
+        return start + int(np.searchsorted(phases, 2 * -tier + (not guaranteed), side="right"))
 
     def reordered(self, key: Callable[[Entry], tuple[int, int, float, str]]) -> OrderedQueue:
         """The same entries sorted (stably) by ``key`` of each."""
         order = sorted(range(len(self.rows)), key=lambda position: key(self[position]))
         return OrderedQueue(
-            [self.rows[position] for position in order],
-            [self.bids[position] for position in order],
-            [self.guaranteed[position] for position in order],
-            [self.neg_tiers[position] for position in order],
+            self.rows[order],
+            self.bids[order],
+            self.guaranteed[order],
+            self.neg_tiers[order],
             workloads=self.workloads,
             minimums=self.minimums,
             shapes=self.shapes,
