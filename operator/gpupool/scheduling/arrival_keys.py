@@ -22,7 +22,9 @@ ArrivalKey = tuple[float, WorkloadUid]
 """(submitted at, UID)."""
 
 ONE_BY_ONE = 16
-"""Rows keyed one by one up to this many at once; more are keyed by sorting every row."""
+"""Rows keyed one by one up to this many at once, or up to 1/128 of all rows if that is
+more (each insertion moves the list's tail; a sort of every row costs about as much as
+that many); more are keyed by sorting every row."""
 
 
 class ArrivalKeys:
@@ -46,7 +48,7 @@ class ArrivalKeys:
         ``column`` (indexed by row)."""
         first = len(self._keys)
         self._keys.extend(keys)
-        if len(keys) > ONE_BY_ONE:
+        if len(keys) > max(ONE_BY_ONE, len(self._keys) // 128):
             self._renumber(column)
             return
         ordered = self._sorted
