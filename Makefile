@@ -1,6 +1,7 @@
 # gpupool — see README.md. Everything installs itself: `make demo`, `make test`.
 SHELL := /bin/bash
 VENV ?= .venv
+# PYTHON: the interpreter for a new .venv (default: e2e/pick-python.sh's choice)
 PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/gpupool
 export GPUPOOL_CACHE := $(CACHE)
@@ -11,7 +12,8 @@ export GPUPOOL_CACHE := $(CACHE)
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml workloads/pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || { py=$${PYTHON:-$$(bash e2e/pick-python.sh)} && \
+	  echo "creating $(VENV) with $$py ($$($$py --version))" && $$py -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,workloads]' -e ./workloads
 	touch $@
