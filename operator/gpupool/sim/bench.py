@@ -8,7 +8,8 @@ running work finishes and as much new work arrives every cycle, the clock moves
 by ``--interval-s``) and times every ``run_cycle`` call. It prints p50/p99 of
 those steady cycles, the cold cycle, and a replay-speed figure: jobs per second
 of wall time when ``gpupool-sim`` replays a synthetic trace with the ``gpupool``
-policy.
+policy. Every run also times a fixed interpreter workload (:mod:`.host_reference`) and
+prints the p50 cycle and the replay in units of it, which compare across hosts.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gpupool.scheduling import (
 from gpupool.scheduling.gc_pause import paused_gc
 from gpupool.scheduling.model import Tier, WorkloadKind
 from gpupool.sim.engine import SimConfig, Simulator
+from gpupool.sim.host_reference import reference_seconds
 from gpupool.sim.policies import make_policy
 from gpupool.sim.synthetic import ClusterSpec, make_snapshot
 from gpupool.sim.tenants import default_tenants
@@ -199,6 +201,18 @@ def bench_replay(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def host_figures(result: dict[str, object], reference_s: float) -> dict[str, object]:
+    """The host reference (:mod:`.host_reference`) and the timings above in units of it:
+    what stays comparable between hosts of different speed."""
+    figures: dict[str, object] = {"host_reference_ms": round(reference_s * 1000, 1)}
+    for key in ("p50_cycle_ms", "replay_wall_s"):
+        value = result.get(key)
+        if isinstance(value, float) and reference_s > 0:
+            seconds = value / 1000 if key.endswith("_ms") else value
+            figures[key.rsplit("_", 1)[0] + "_per_reference"] = round(seconds / reference_s, 2)
+    return figures
+
+
 def _percentile(ordered: Sequence[float], q: float) -> float:
     if not ordered:
         return 0.0
@@ -232,10 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reference = reference_seconds()
     result = bench_cycle(args)
     if args.replay_jobs > 0:
         _progress(f"replaying {args.replay_jobs} synthetic jobs with gpupool on 32 x 8 GPUs")
         result.update(bench_replay(args))
+    result.update(host_figures(result, reference))
     print(json.dumps(result))
     return 0
 

@@ -46,5 +46,7 @@ def test_report_writes_table_plot_and_json_and_parallel_runs_agree(tmp_path: Pat
     assert _figures(one) == _figures(two)
     page = (one / "scheduling-results.md").read_text()
     assert BEGIN in page and END in page and "| gpupool |" in page
+    host = next(line for line in page.splitlines() if line.startswith("Host reference"))
+    assert "fifo " in host and "gpupool " in host
     assert (one / "img" / "scheduling-jct-cdf.png").stat().st_size > 1000
     assert not list(one.glob(".jct-*"))
