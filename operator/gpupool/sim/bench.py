@@ -205,11 +205,13 @@ def host_figures(result: dict[str, object], reference_s: float) -> dict[str, obj
     """The host reference (:mod:`.host_reference`) and the timings above in units of it:
     what stays comparable between hosts of different speed."""
     figures: dict[str, object] = {"host_reference_ms": round(reference_s * 1000, 1)}
-    for key in ("p50_cycle_ms", "replay_wall_s"):
+    for key, name, per_second in (
+        ("p50_cycle_ms", "p50_cycle_per_reference", 1000.0),
+        ("replay_wall_s", "replay_wall_per_reference", 1.0),
+    ):
         value = result.get(key)
         if isinstance(value, float) and reference_s > 0:
-            seconds = value / 1000 if key.endswith("_ms") else value
-            figures[key.rsplit("_", 1)[0] + "_per_reference"] = round(seconds / reference_s, 2)
+            figures[name] = round(value / per_second / reference_s, 2)
     return figures
 
 
